@@ -1,0 +1,102 @@
+"""Stage-1 checkpoint (plain Lightning file or ZeRO-sharded DeepSpeed folder) -> the trainable weights as
+safetensors, in the layout the inference side loads:
+
+  out/connector/{config.json, model.safetensors}            nexus.models.connector.OmniConnector
+  out/transformer/{config.json, diffusion_pytorch_model.safetensors}   (generator_train=full; diffusers layout)
+  out/transformer_lora/{adapter_config.json, adapter_model.safetensors} (generator_train=lora; load_lora_adapter)
+  out/nexus.json                                             what was exported, from which checkpoint and step
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from nexus.models.connector import ConnectorConfig
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """-> the Lightning checkpoint dict with a consolidated fp32 `state_dict`, from either checkpoint form."""
+    path = Path(path)
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=False)
+    if path.is_dir() and (path / "latest").is_file():   # DeepSpeed: gather the ZeRO partitions on CPU
+        from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
+        with tempfile.TemporaryDirectory() as tmp:
+            convert_zero_checkpoint_to_fp32_state_dict(path, Path(tmp) / "fp32.ckpt")
+            return torch.load(Path(tmp) / "fp32.ckpt", map_location="cpu", weights_only=False)
+    raise FileNotFoundError(f"{path} is neither a checkpoint file nor a DeepSpeed checkpoint folder (one holding "
+                            f"a 'latest' file): pass e.g. runs/<recipe>/<run>/checkpoints/last.ckpt")
+
+
+def _subset(state: dict, prefix: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v.to(dtype).contiguous() for k, v in state.items() if k.startswith(prefix)}
+
+
+def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", overwrite: bool = False) -> Path:
+    out = Path(out)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists: pass overwrite=true (--overwrite) or choose another folder")
+    state = read_checkpoint(ckpt)
+    meta = state.get("nexus")
+    if meta is None:
+        raise ValueError(f"{ckpt} was not written by nexus' AlignmentModule (no 'nexus' entry)")
+    sd, dt = state["state_dict"], DTYPES[dtype]
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None))
+    try:
+        (tmp / "connector").mkdir()
+        (tmp / "connector" / "config.json").write_text(json.dumps(meta["connector_config"], indent=2))
+        save_file(_subset(sd, "connector.", dt), str(tmp / "connector" / "model.safetensors"))
+        if meta["generator_train"] == "full":
+            _save_transformer(meta["transformer_config"], _subset(sd, "transformer.", dt), tmp / "transformer")
+        elif meta["generator_train"] == "lora":
+            _save_lora(meta, _subset(sd, "transformer.", dt), tmp / "transformer_lora")
+        info = {"checkpoint": str(Path(ckpt).resolve()), "global_step": state.get("global_step"),
+                "generator_train": meta["generator_train"], "dtype": dtype}
+        (tmp / "nexus.json").write_text(json.dumps(info, indent=2))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)     # the export appears whole or not at all
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _meta_transformer(config: dict):
+    from diffusers import WanTransformer3DModel
+    with torch.device("meta"):
+        return WanTransformer3DModel.from_config(config)
+
+
+def _save_transformer(config: dict, sd: dict, folder: Path) -> None:
+    model = _meta_transformer(config)
+    model.load_state_dict(sd, assign=True, strict=True)
+    model.save_pretrained(folder, safe_serialization=True)
+
+
+def _save_lora(meta: dict, sd: dict, folder: Path) -> None:
+    from peft import LoraConfig
+    model = _meta_transformer(meta["transformer_config"])
+    cfg = dict(r=16, lora_alpha=16, target_modules=["to_q", "to_k", "to_v", "to_out.0"]) | (meta["lora"] or {})
+    model.add_adapter(LoraConfig(**cfg))
+    model.load_state_dict(sd, assign=True, strict=True)
+    model.save_lora_adapter(folder)
+
+
+def load_connector(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float32):
+    """The inference side's loader for out/connector."""
+    from nexus.models.connector import OmniConnector
+    folder = Path(folder)
+    model = OmniConnector(ConnectorConfig(**json.loads((folder / "config.json").read_text())))
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return model.to(device=device, dtype=dtype).eval()

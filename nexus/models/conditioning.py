@@ -1,0 +1,34 @@
+"""Contexts of the two generators (METHOD.md, "Injection"; DESIGN.md data flow).
+
+Small generator: [start, connector tokens, end, start, UMT5 prompt tokens (unpadded), end], zero-padded to
+`context_len` (Omni-Video raises Wan's text length to 2560 to hold it). Large generator: UMT5 tokens
+zero-padded to 512, exactly as diffusers' WanPipeline builds them.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def pad_tokens(tokens: list[torch.Tensor], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of (L_i, D) -> zero-padded (B, length, D) and mask (B, length) with 1 on real tokens."""
+    length = length or max(t.shape[0] for t in tokens)
+    out = tokens[0].new_zeros(len(tokens), length, tokens[0].shape[-1])
+    mask = torch.zeros(len(tokens), length, dtype=torch.bool, device=tokens[0].device)
+    for i, t in enumerate(tokens):
+        if t.shape[0] > length:
+            raise ValueError(f"{t.shape[0]} tokens do not fit a context of {length}: raise model.context_len")
+        out[i, : t.shape[0]] = t
+        mask[i, : t.shape[0]] = True
+    return out, mask
+
+
+def small_context(connector_tokens: torch.Tensor, umt5: list[torch.Tensor], markers: torch.Tensor,
+                  context_len: int) -> torch.Tensor:
+    """connector_tokens (B, N, D), umt5 list of (T_i, D), markers (2, D) = [start, end] -> (B, context_len, D)."""
+    start, end = markers[0:1].to(connector_tokens.dtype), markers[1:2].to(connector_tokens.dtype)
+    seqs = [torch.cat([start, q, end, start, u.to(q.dtype), end]) for q, u in zip(connector_tokens, umt5)]
+    return pad_tokens(seqs, context_len)[0]
+
+
+def required_context_len(num_connector_tokens: int, max_text_tokens: int = 512) -> int:
+    return num_connector_tokens + max_text_tokens + 4

@@ -1,0 +1,85 @@
+"""Omni-Video query connector: VLM hidden states -> generator context tokens (METHOD.md, "Connector").
+
+Two learnable-query encoder-decoder transformers in series:
+  vision head: MLP d_vlm -> d_v -> d_v, nn.Transformer(d_v) decoding `vision_queries` queries;
+  adapter:     MLP d_v -> d_a -> d_a, nn.Transformer(d_a) decoding `adapter_queries` queries from each
+               vision-head token separately, so a video gets vision_queries x adapter_queries tokens.
+It also owns the learned start/end marker embeddings of the concatenated small-generator context.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ConnectorConfig:
+    vlm_dim: int = 3584              # hidden size of the understanding block (Qwen2.5-VL-7B)
+    vision_dim: int = 1152
+    vision_layers: int = 4           # encoder and decoder layers each
+    vision_heads: int = 16
+    vision_ffn: int = 4608
+    vision_queries: int = 4
+    out_dim: int = 4096              # = the generator's text_dim (UMT5-XXL width)
+    adapter_layers: int = 4
+    adapter_heads: int = 32
+    adapter_ffn: int = 16384
+    adapter_queries: int = 256
+    dropout: float = 0.0
+
+    @property
+    def num_tokens(self) -> int:
+        return self.vision_queries * self.adapter_queries
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _mlp(d_in: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(approximate="tanh"), nn.Linear(d_out, d_out))
+
+
+def _transformer(d: int, layers: int, heads: int, ffn: int, dropout: float) -> nn.Transformer:
+    return nn.Transformer(d_model=d, nhead=heads, num_encoder_layers=layers, num_decoder_layers=layers,
+                          dim_feedforward=ffn, dropout=dropout, activation="gelu", batch_first=True,
+                          norm_first=True)
+
+
+class OmniConnector(nn.Module):
+    def __init__(self, config: ConnectorConfig):
+        super().__init__()
+        c = self.config = config
+        self.vision_in = _mlp(c.vlm_dim, c.vision_dim)
+        self.vision = _transformer(c.vision_dim, c.vision_layers, c.vision_heads, c.vision_ffn, c.dropout)
+        self.vision_queries = nn.Parameter(torch.randn(c.vision_queries, c.vision_dim) * 0.02)
+        self.adapter_in = _mlp(c.vision_dim, c.out_dim)
+        self.adapter = _transformer(c.out_dim, c.adapter_layers, c.adapter_heads, c.adapter_ffn, c.dropout)
+        self.adapter_queries = nn.Parameter(torch.randn(c.adapter_queries, c.out_dim) * 0.02)
+        # learned [start] / [end] markers around each block of the concatenated context
+        self.markers = nn.Parameter(torch.randn(2, c.out_dim) * 0.02)
+        self.gradient_checkpointing = False
+
+    def _run(self, tf: nn.Transformer, src, queries, pad_mask=None):
+        tgt = queries.unsqueeze(0).expand(src.shape[0], -1, -1).to(src.dtype)
+        if self.gradient_checkpointing and self.training:
+            return torch.utils.checkpoint.checkpoint(tf, src, tgt, None, None, None, pad_mask, None, pad_mask,
+                                                     use_reentrant=False)
+        # memory_key_padding_mask = src pad mask: decoder queries must not attend to padding either
+        return tf(src, tgt, src_key_padding_mask=pad_mask, memory_key_padding_mask=pad_mask)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None, video: bool = True) -> torch.Tensor:
+        """hidden (B, L, vlm_dim), mask (B, L) with 1 = token -> (B, vision_queries*adapter_queries, out_dim).
+
+        video=False keeps only the first vision-head token (single image, Omni-Video convention)."""
+        if hidden.shape[-1] != self.config.vlm_dim:
+            raise ValueError(f"connector expects VLM hidden size {self.config.vlm_dim}, got {hidden.shape[-1]}: "
+                             f"set connector.vlm_dim to the VLM's hidden size")
+        pad = None if mask is None else ~mask.bool()
+        v = self._run(self.vision, self.vision_in(hidden), self.vision_queries, pad)      # (B, Qv, d_v)
+        if not video:
+            v = v[:, :1]
+        b, qv, _ = v.shape
+        a = self._run(self.adapter, self.adapter_in(v).reshape(b * qv, 1, -1), self.adapter_queries)
+        return a.reshape(b, qv * self.config.adapter_queries, -1)

@@ -1,0 +1,57 @@
+"""`tools/fit.py` in library form: a composed config -> checks -> DataModule, AlignmentModule, Trainer -> fit.
+
+Re-running the same command resumes: the run directory is fixed (runs/<recipe>/<run name>) and
+checkpoints/last.ckpt in it, when present, is where training continues.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from omegaconf import DictConfig, OmegaConf
+
+from nexus.models.tiny import ensure_tiny_models
+from nexus.training.callbacks import AtomicCheckpointIO, StepCheckpoint, throughput_monitor
+from nexus.training.loggers import make_logger
+from nexus.training.preflight import preflight
+
+
+def resume_path(run_dir: Path, resume: str) -> str | None:
+    if resume == "never":
+        return None
+    if resume != "auto":
+        if not Path(resume).exists():
+            raise FileNotFoundError(f"run.resume={resume}: no such checkpoint (use auto, never or a .ckpt path)")
+        return resume
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return str(last) if last.exists() else None
+
+
+def fit(cfg: DictConfig) -> L.Trainer:
+    run_dir = Path(cfg.run.dir)
+    if cfg.paths.get("tiny_models"):     # the tiny recipe: build tiny random folders, then load them for real
+        built = ensure_tiny_models(cfg.paths.tiny_models)
+        cfg.paths.wan, cfg.paths.vlm = cfg.paths.wan or built["wan"], cfg.paths.vlm or built["vlm"]
+    m, d = cfg.model, cfg.data
+    preflight(cfg.paths.wan, cfg.paths.vlm, d.kind, d.num_frames, d.height, d.width,
+              OmegaConf.to_container(m.connector), m.context_len)
+    datamodule = instantiate(cfg.data)    # expands the shard pattern: fails now if it matches nothing
+
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    model = instantiate(cfg.model, _convert_="all")
+    strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
+    callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
+                 throughput_monitor(cfg.throughput_window)]
+    logger = make_logger(cfg.logger.kind, str(run_dir), name=f"{cfg.name}/{cfg.run.name}", project=cfg.logger.project)
+    if logger:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    trainer = instantiate(cfg.trainer, strategy=strategy, callbacks=callbacks, logger=logger,
+                          plugins=[AtomicCheckpointIO()] if "_target_" not in cfg.strategy or
+                          "deepspeed" not in cfg.strategy._target_ else None,
+                          default_root_dir=str(run_dir))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_path(run_dir, cfg.run.resume))
+    return trainer

@@ -1,0 +1,165 @@
+"""Stage 1 of Lumos-Nexus: align the connector and the small generator with the frozen understanding block.
+
+Loss (paper Eq. 1, rectified flow): || G_S(x_t, t, c_S) - (e - x0) ||^2 with x_t = (1 - s) x0 + s e and
+c_S = [connector(VLM(prompt)) ; UMT5(prompt)] (METHOD.md, "Injection"). The VLM, UMT5 and the VAE are frozen
+and live outside the module tree (nexus.models.encoders), or are replaced by precomputed features.
+"""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import grad_norm
+from transformers import get_cosine_schedule_with_warmup
+
+from nexus import flow
+from nexus.models.conditioning import pad_tokens, small_context
+from nexus.models.connector import ConnectorConfig, OmniConnector
+from nexus.models.encoders import FrozenEncoders, load_null_features
+from nexus.models.loading import load_transformer
+from nexus.models.understanding import INSTRUCTION
+
+GENERATOR_TRAIN = ("full", "lora", "frozen")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class AlignmentModule(L.LightningModule):
+    def __init__(self, wan_path: str, vlm_path: str | None = None, connector: dict | None = None,
+                 generator_train: str = "full", lora: dict | None = None, gradient_checkpointing: bool = False,
+                 context_len: int = 2560, instruction: str = INSTRUCTION, null_features: str | None = None,
+                 encoder_dtype: str = "fp32", cfg_dropout: float = 0.2, shift: float = 3.0,
+                 timestep_sampling: str = "uniform", loss_weighting: str = "none", lr: float = 1e-5,
+                 connector_lr: float | None = None, weight_decay: float = 1e-4, betas: tuple = (0.9, 0.999),
+                 warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0):
+        super().__init__()
+        if generator_train not in GENERATOR_TRAIN:
+            raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
+        if not 0.0 <= cfg_dropout < 1.0:
+            raise ValueError(f"model.cfg_dropout={cfg_dropout} must lie in [0, 1)")
+        self.save_hyperparameters()
+        self.connector_config = ConnectorConfig(**(connector or {}))
+        self.transformer = self.connector = None
+        self.encoders: FrozenEncoders | None = None    # a plain attribute: not a submodule, never checkpointed
+        self._null: dict[str, torch.Tensor] | None = None
+        self._grad_norm: torch.Tensor | None = None
+
+    # ---- building -------------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.transformer is not None:
+            return
+        hp = self.hparams
+        self.transformer = load_transformer(hp.wan_path)
+        if self.transformer.config.text_dim != self.connector_config.out_dim:
+            raise ValueError(f"connector.out_dim={self.connector_config.out_dim} must equal the generator's "
+                             f"text_dim={self.transformer.config.text_dim}")
+        self.connector = OmniConnector(self.connector_config)
+        if hp.generator_train != "full":
+            self.transformer.requires_grad_(False)
+        if hp.generator_train == "lora":
+            from peft import LoraConfig
+            cfg = dict(r=16, lora_alpha=16, target_modules=["to_q", "to_k", "to_v", "to_out.0"]) | (hp.lora or {})
+            self.transformer.add_adapter(LoraConfig(**cfg))   # diffusers' PEFT integration: only LoRA trains
+        if hp.gradient_checkpointing:
+            self.transformer.enable_gradient_checkpointing()
+            self.connector.gradient_checkpointing = True
+
+    def setup(self, stage: str) -> None:
+        self.configure_model()
+        hp = self.hparams
+        if hp.null_features:          # precomputed features: no encoder in memory at all
+            self._null = load_null_features(hp.null_features)
+        elif self.encoders is None:
+            self.encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path, DTYPES[hp.encoder_dtype], hp.instruction)
+
+    def on_fit_start(self) -> None:
+        if self.encoders is not None:
+            self.encoders.to(self.device)
+            if self._null is None:    # the CFG null condition: the empty prompt's features, computed once
+                self._null = {k: v[0] for k, v in self.encoders.prompts([""]).items()}
+        self._null = {k: v.to(self.device) for k, v in self._null.items()}
+        self._table = tuple(t.to(self.device) for t in flow.timestep_table(self.hparams.shift))
+
+    # ---- the step -------------------------------------------------------------------------------------------
+    def _features(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        if "latents" in batch:
+            return batch["latents"], list(batch["umt5"]), list(batch["vlm"])
+        if self.encoders is None:
+            raise ValueError("this batch holds raw video but the module was built for precomputed features "
+                             "(model.null_features is set): point data.kind at features shards")
+        p = self.encoders.prompts(list(batch["caption"]))
+        return self.encoders.latents(batch["video"]), p["umt5"], p["vlm"]
+
+    def _generators(self) -> tuple[torch.Generator, torch.Generator]:
+        """Per-(seed, step, rank) randomness (CPU for the small draws, the device for the noise), so a resumed
+        run draws exactly what an unbroken one would."""
+        seed = self.hparams.seed * 1_000_003 + self.global_step * 8191 + self.global_rank
+        cpu = torch.Generator().manual_seed(seed)
+        return cpu, (cpu if self.device.type == "cpu" else torch.Generator(self.device).manual_seed(seed))
+
+    def compute_loss(self, batch: dict) -> torch.Tensor:
+        x0, umt5, vlm = self._features(batch)
+        dtype = next(self.transformer.parameters()).dtype
+        x0, b = x0.to(dtype), x0.shape[0]
+        g_cpu, g_dev = self._generators()
+        # CFG dropout: replace both conditions by the empty prompt's (Omni-Video, p = 0.2)
+        drop = torch.rand(b, generator=g_cpu) < self.hparams.cfg_dropout
+        umt5 = [self._null["umt5"] if d else u for u, d in zip(umt5, drop.tolist())]
+        vlm = [self._null["vlm"] if d else v for v, d in zip(vlm, drop.tolist())]
+        hidden, mask = pad_tokens([v.to(dtype) for v in vlm])
+        tokens = self.connector(hidden, mask, video=x0.shape[2] > 1)
+        context = small_context(tokens, umt5, self.connector.markers, self.hparams.context_len)
+        sigma, t = flow.sample_timesteps(*self._table, b, self.hparams.timestep_sampling, generator=g_cpu)
+        noise = torch.randn(x0.shape, generator=g_dev, device=self.device, dtype=dtype)
+        pred = self.transformer(flow.noisy_latents(x0, noise, sigma), t.to(dtype), context, return_dict=False)[0]
+        return flow.flow_loss(pred, x0, noise, sigma, self.hparams.loss_weighting)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.compute_loss(batch)
+        bad = not bool(torch.isfinite(loss.detach()))
+        if self.trainer.strategy.reduce_boolean_decision(bad, all=False):
+            ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at step {self.global_step}: training stopped. The last good "
+                f"checkpoint is kept ({ckpt}); lower the learning rate or check the data, then rerun to resume.")
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(batch.get("key", [0])))
+        return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = grad_norm(self, norm_type=2)
+        if "grad_2.0_norm_total" in norms:
+            self.log("train/grad_norm", norms["grad_2.0_norm_total"])
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        engine = getattr(self.trainer.strategy, "deepspeed_engine", None)
+        if engine is not None and engine.get_global_grad_norm() is not None:  # ZeRO keeps grads partitioned
+            self.log("train/grad_norm", float(engine.get_global_grad_norm()))
+
+    # ---- optimisation ---------------------------------------------------------------------------------------
+    def trainable_parameters(self) -> list[dict]:
+        hp = self.hparams
+        groups = [{"params": [p for p in self.connector.parameters() if p.requires_grad],
+                   "lr": hp.connector_lr or hp.lr}]
+        gen = [p for p in self.transformer.parameters() if p.requires_grad]
+        if gen:
+            groups.append({"params": gen, "lr": hp.lr})
+        return groups
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.trainable_parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
+                                betas=tuple(hp.betas))
+        total = hp.total_steps or self.trainer.max_steps
+        if not total or total < 0:
+            raise ValueError("set trainer.max_steps (or model.total_steps) so the cosine schedule knows its length")
+        sched = get_cosine_schedule_with_warmup(opt, min(hp.warmup_steps, total), total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- checkpoints: only trainable state, plus what export needs to rebuild the layout ---------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["nexus"] = {"transformer_config": dict(self.transformer.config),
+                               "connector_config": self.connector_config.to_dict(),
+                               "generator_train": self.hparams.generator_train,
+                               "lora": self.hparams.lora}
