@@ -7,7 +7,7 @@ def check_clip_shape(num_frames: int, height: int, width: int, temporal: int = 4
     """Refuse shapes diffusers would truncate: frames must be 4k+1, sizes multiples of 8*2 = 16."""
     problems = []
     if num_frames < 1 or (num_frames - 1) % temporal:
-        k = max(0, round((num_frames - 1) / temporal))
+        k = max(0, (num_frames - 1) // temporal)
         problems.append(f"{where}.num_frames={num_frames} is not {temporal}k+1 (the VAE would drop frames); "
                         f"use {temporal * k + 1} or {temporal * (k + 1) + 1}")
     mult = spatial * patch

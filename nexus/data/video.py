@@ -1,0 +1,72 @@
+"""In-memory mp4 coding with PyAV: uint8 (T, H, W, 3) RGB frames <-> H.264 mp4 bytes."""
+from __future__ import annotations
+
+import os
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+import av
+import numpy as np
+
+CRF = 12  # near-lossless: training clips should carry codec artefacts as little as possible
+
+
+def encode_mp4(frames: np.ndarray, fps: int = 16) -> bytes:
+    """uint8 (T, H, W, 3) RGB -> mp4 (libx264, yuv420p) bytes."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {frames.dtype}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ValueError(f"frames must have shape (T, H, W, 3) with T >= 1, got {frames.shape}")
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:  # yuv420p subsamples chroma 2x2, so x264 refuses odd sizes
+        raise ValueError(f"height and width must be even for yuv420p, got {h}x{w}")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    buf = BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(CRF), "preset": "medium"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(stream.encode())  # flush the frames x264 still holds for lookahead
+    return buf.getvalue()
+
+
+def decode_mp4(data: bytes | str, num_frames: int | None = None, start: int = 0) -> np.ndarray:
+    """mp4 bytes or path -> uint8 (T, H, W, 3) RGB; frames [start, start + num_frames) when num_frames is given."""
+    if start < 0 or (num_frames is not None and num_frames < 1):
+        raise ValueError(f"need start >= 0 and num_frames >= 1, got start={start}, num_frames={num_frames}")
+    stop = None if num_frames is None else start + num_frames
+    source = BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else os.fspath(data)
+    frames, seen = [], 0
+    with av.open(source, "r") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if seen >= start:
+                frames.append(frame.to_ndarray(format="rgb24"))
+            seen += 1
+            if stop is not None and seen >= stop:
+                break  # don't decode the rest of a long clip
+    if stop is not None and seen < stop:
+        raise ValueError(f"clip has {seen} frames, fewer than start + num_frames = {start} + {num_frames}")
+    if not frames:
+        raise ValueError(f"clip has {seen} frames, none from start={start}")
+    return np.stack(frames)
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 16) -> None:
+    """Encode and write atomically: a crash mid-write leaves a temp file, never a truncated video under `path`."""
+    path = Path(path)
+    data = encode_mp4(frames, fps)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
