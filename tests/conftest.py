@@ -20,3 +20,13 @@ def tiny_models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def root():
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    """Eight 9x32x32 synthetic clips in one shard (raw clips + captions)."""
+    from nexus.data.shards import write_shards
+    from nexus.data.synthetic import synthetic_samples
+    out = tmp_path_factory.mktemp("shards")
+    write_shards(synthetic_samples(8, 9, 32, 32, seed=1), out, maxcount=8)
+    return f"{out}/shard-*.tar"

@@ -15,7 +15,7 @@ from nexus.training.strategies import CPUDeepSpeedStrategy, ddp_strategy, deepsp
 SCRIPT = Path(__file__).parent / "scripts" / "zero_cpu_run.py"
 
 
-@pytest.mark.parametrize("stage", [-1, 4, "2", 2.5, True])
+@pytest.mark.parametrize("stage", [-1, 4, "2", 2.0, True, None])
 def test_deepspeed_strategy_rejects_bad_stage(stage):
     with pytest.raises(ValueError, match="stage must be one of"):
         deepspeed_strategy(stage=stage)

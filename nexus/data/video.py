@@ -1,10 +1,12 @@
 """In-memory mp4 coding with PyAV: uint8 (T, H, W, 3) RGB frames <-> H.264 mp4 bytes."""
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import uuid
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import av
 import numpy as np
@@ -58,15 +60,23 @@ def decode_mp4(data: bytes | str, num_frames: int | None = None, start: int = 0)
     return np.stack(frames)
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 16) -> None:
-    """Encode and write atomically: a crash mid-write leaves a temp file, never a truncated video under `path`."""
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Binary file that appears under `path` only once closed without error: it is written under a hidden
+    temporary name in the same folder (so os.replace is an atomic rename on one filesystem), then renamed."""
     path = Path(path)
-    data = encode_mp4(frames, fps)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with open(tmp, "xb") as f:  # plain open, unlike mkstemp, keeps the umask's permissions
+            yield f
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 16) -> None:
+    """Encode and write atomically: a crash mid-write leaves no truncated video under `path`."""
+    data = encode_mp4(frames, fps)  # encode first: a failing encode never touches the folder
+    with atomic_write(path) as f:
+        f.write(data)

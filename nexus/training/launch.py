@@ -29,7 +29,7 @@ def resume_path(run_dir: Path, resume: str) -> str | None:
     return str(last) if last.exists() else None
 
 
-def fit(cfg: DictConfig) -> L.Trainer:
+def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     run_dir = Path(cfg.run.dir)
     if cfg.paths.get("tiny_models"):     # the tiny recipe: build tiny random folders, then load them for real
         built = ensure_tiny_models(cfg.paths.tiny_models)
@@ -45,7 +45,7 @@ def fit(cfg: DictConfig) -> L.Trainer:
     model = instantiate(cfg.model, _convert_="all")
     strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
-                 throughput_monitor(cfg.throughput_window)]
+                 throughput_monitor(cfg.throughput_window), *(extra_callbacks or [])]
     logger = make_logger(cfg.logger.kind, str(run_dir), name=f"{cfg.name}/{cfg.run.name}", project=cfg.logger.project)
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))

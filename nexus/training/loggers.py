@@ -23,7 +23,7 @@ def make_logger(kind: str, run_dir: str, name: str, project: str = "nexus", offl
         return False
     if kind == "csv":
         from lightning.pytorch.loggers import CSVLogger
-        return CSVLogger(save_dir=run_dir, name="csv", version="")
+        return CSVLogger(save_dir=run_dir, name="csv")   # csv/version_N: a resumed run never overwrites history
     from lightning.pytorch.loggers import WandbLogger
     run_id = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
     return WandbLogger(project=project, name=name, save_dir=run_dir, id=run_id, resume="allow",

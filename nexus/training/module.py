@@ -17,6 +17,8 @@ from nexus.models.connector import ConnectorConfig, OmniConnector
 from nexus.models.encoders import FrozenEncoders, load_null_features
 from nexus.models.loading import load_transformer
 from nexus.models.understanding import INSTRUCTION
+from nexus.training.callbacks import batch_latent_tokens, batch_size
+from nexus.training.flops import train_flops_per_sample
 
 GENERATOR_TRAIN = ("full", "lora", "frozen")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -56,6 +58,7 @@ class AlignmentModule(L.LightningModule):
             raise ValueError(f"connector.out_dim={self.connector_config.out_dim} must equal the generator's "
                              f"text_dim={self.transformer.config.text_dim}")
         self.connector = OmniConnector(self.connector_config)
+        self.transformer.train(hp.generator_train != "frozen")   # from_pretrained returns eval mode
         if hp.generator_train != "full":
             self.transformer.requires_grad_(False)
         if hp.generator_train == "lora":
@@ -117,6 +120,7 @@ class AlignmentModule(L.LightningModule):
         return flow.flow_loss(pred, x0, noise, sigma, self.hparams.loss_weighting)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.flops_per_batch = self.batch_flops(batch)     # read by ThroughputMonitor for MFU on GPUs
         loss = self.compute_loss(batch)
         bad = not bool(torch.isfinite(loss.detach()))
         if self.trainer.strategy.reduce_boolean_decision(bad, all=False):
@@ -124,7 +128,7 @@ class AlignmentModule(L.LightningModule):
             raise NonFiniteLossError(
                 f"non-finite loss ({loss.item()}) at step {self.global_step}: training stopped. The last good "
                 f"checkpoint is kept ({ckpt}); lower the learning rate or check the data, then rerun to resume.")
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(batch.get("key", [0])))
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size(batch))
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -136,6 +140,12 @@ class AlignmentModule(L.LightningModule):
         engine = getattr(self.trainer.strategy, "deepspeed_engine", None)
         if engine is not None and engine.get_global_grad_norm() is not None:  # ZeRO keeps grads partitioned
             self.log("train/grad_norm", float(engine.get_global_grad_norm()))
+
+    def batch_flops(self, batch: dict) -> float:
+        b, tokens = batch_size(batch), batch_latent_tokens(batch)
+        vlm = sum(len(v) for v in batch["vlm"]) / b if "vlm" in batch else 256   # raw: a typical prompt length
+        return b * train_flops_per_sample(dict(self.transformer.config), self.connector_config.to_dict(),
+                                          tokens // b, self.hparams.context_len, int(vlm))
 
     # ---- optimisation ---------------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[dict]:
@@ -159,7 +169,8 @@ class AlignmentModule(L.LightningModule):
 
     # ---- checkpoints: only trainable state, plus what export needs to rebuild the layout ---------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["nexus"] = {"transformer_config": dict(self.transformer.config),
+        config = {k: v for k, v in self.transformer.config.items() if not k.startswith("_")}  # no paths: torch.load(weights_only)
+        checkpoint["nexus"] = {"transformer_config": config,
                                "connector_config": self.connector_config.to_dict(),
                                "generator_train": self.hparams.generator_train,
                                "lora": self.hparams.lora}

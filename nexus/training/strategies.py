@@ -25,8 +25,11 @@ class CPUDeepSpeedStrategy(DeepSpeedStrategy):
 
     strategy_name = "deepspeed_cpu"
 
-    def __init__(self, *args: Any, process_group_backend: str | None = "gloo", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, process_group_backend: str | None = "gloo", shm_comm: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, process_group_backend=process_group_backend, **kwargs)
+        self.shm_comm = shm_comm
         # With offload_optimizer DeepSpeed otherwise rejects torch optimizers and demands DeepSpeedCPUAdam
         # (a JIT-compiled C++ op); on CPU a plain torch optimizer is fine. An explicit config value wins.
         if isinstance(self.config, dict):
@@ -43,6 +46,15 @@ class CPUDeepSpeedStrategy(DeepSpeedStrategy):
         self.set_world_ranks()
         self._init_deepspeed_distributed()
 
+    def _init_deepspeed_distributed(self) -> None:
+        if not self.shm_comm:
+            import deepspeed
+
+            # DeepSpeed's CPU backend JIT-compiles its shared-memory all-reduce op at init (~2.5 min on 2 cores on
+            # first use, needs a C++ toolchain); only inference_all_reduce uses it, ZeRO training never does.
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+        super()._init_deepspeed_distributed()
+
     @property
     def root_device(self) -> torch.device:
         # DeepSpeed reads ``root_device.index`` as its device_rank; give each process its local rank.
@@ -57,7 +69,7 @@ def deepspeed_strategy(
     **kwargs: Any,
 ) -> DeepSpeedStrategy:
     """DeepSpeed ZeRO ``stage`` strategy; the CPU/gloo variant when ``cpu`` or (``cpu is None`` and no CUDA)."""
-    if isinstance(stage, bool) or stage not in _STAGES:
+    if isinstance(stage, bool) or not isinstance(stage, int) or stage not in _STAGES:
         raise ValueError(f"DeepSpeed ZeRO stage must be one of {list(_STAGES)}, got {stage!r}")
     if cpu is None:
         cpu = not torch.cuda.is_available()

@@ -1,0 +1,145 @@
+"""Minimal webdataset shards: a writer, a shard-spec expander and a random-access index.
+
+A shard is an uncompressed tar whose members are `<key>.<ext>`; consecutive members with the same key form
+one sample {ext: bytes}. The index reads shards by offset instead of streaming them, so a map-style
+dataset (and therefore a deterministic, resumable SampleStream) can sit on top of them.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import tarfile
+from pathlib import Path
+from typing import Iterable
+
+import braceexpand
+import webdataset as wds
+
+from nexus.data.video import atomic_write
+
+SPEC_FORMS = ("a directory (all *.tar in it)", "a glob (data/*.tar)",
+              "brace notation (shard-{000000..000003}.tar)", "a list of these")
+# webdataset's rules (tariterators): key = path up to the first dot of the basename, ext = the rest;
+# `__name__` metadata members are skipped
+_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+_META = re.compile(r"__[^/]*__($|/)")
+
+
+def _encode(key: str, ext: str, value) -> bytes:
+    if isinstance(value, dict):
+        return json.dumps(value).encode("utf-8")
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"sample {key!r}: {ext!r} is {type(value).__name__}; give bytes, str or dict")
+
+
+def write_shards(samples: Iterable[dict], out_dir: str | os.PathLike, prefix: str = "shard",
+                 maxcount: int = 64) -> list[str]:
+    """Write samples ({"__key__": str, ext: bytes | str | dict}) into `out_dir/prefix-NNNNNN.tar`, at most
+    `maxcount` per shard; returns the shard paths. Each shard is written under a temporary name and renamed
+    once complete, so readers (and globs) never see a half-written shard."""
+    if maxcount < 1:
+        raise ValueError(f"maxcount must be >= 1, got {maxcount}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[str] = []
+    it = iter(samples)
+    sample = next(it, None)
+    while sample is not None:   # open a shard only when a sample exists for it: no empty trailing shard
+        path = out / f"{prefix}-{len(paths):06d}.tar"
+        # the writer closes before the file, even on error (else its __del__ later writes to a closed file);
+        # fixed mtime: the same samples give byte-identical shards
+        with atomic_write(path) as f, wds.TarWriter(f, encoder=False, mtime=0.0) as writer:
+            for _ in range(maxcount):
+                key = sample["__key__"]
+                writer.write({"__key__": key, **{ext: _encode(key, ext, v) for ext, v in sample.items()
+                                                 if not ext.startswith("_")}})
+                sample = next(it, None)
+                if sample is None:
+                    break
+        paths.append(str(path))
+    return paths
+
+
+def expand_shards(spec: str | os.PathLike | list) -> list[str]:
+    """Shard spec -> sorted list of existing shard files; FileNotFoundError for a pattern that matches none."""
+    items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    if not items:
+        raise FileNotFoundError(f"empty shard spec; accepted forms: {', '.join(SPEC_FORMS)}")
+    found: set[str] = set()
+    for item in items:
+        pattern = os.path.expanduser(os.fspath(item))
+        if os.path.isdir(pattern):
+            matches = glob.glob(os.path.join(glob.escape(pattern), "*.tar"))
+        else:
+            matches = [m for p in braceexpand.braceexpand(pattern) for m in glob.glob(p, recursive=True)
+                       if os.path.isfile(m)]
+        if not matches:
+            raise FileNotFoundError(f"shard spec {os.fspath(item)!r} matched no file (cwd {os.getcwd()}); "
+                                    f"accepted forms: {', '.join(SPEC_FORMS)}")
+        found.update(matches)
+    return sorted(found)
+
+
+class ShardIndex:
+    """Map-style view over the samples of uncompressed tar shards. Construction reads each tar's headers
+    once; __getitem__ opens the shard, seeks and reads, keeping no file handle, so it is safe to use from
+    forked DataLoader workers."""
+
+    def __init__(self, urls: str | os.PathLike | Iterable[str | os.PathLike]):
+        self.urls = [os.fspath(urls)] if isinstance(urls, (str, os.PathLike)) else [os.fspath(u) for u in urls]
+        # per sample: (url index, key, {ext: (offset of data, size)})
+        self._samples: list[tuple[int, str, dict[str, tuple[int, int]]]] = []
+        for u, url in enumerate(self.urls):
+            self._scan(u, url)
+
+    def _scan(self, u: int, url: str) -> None:
+        try:
+            tar = tarfile.open(url, "r:")   # "r:" refuses compressed tars, which cannot be read by offset
+        except tarfile.ReadError as e:
+            raise ValueError(f"{url}: not an uncompressed tar ({e}); random access needs plain .tar") from e
+        with tar:
+            current = None
+            for m in tar:
+                if not m.isreg() or _META.match(m.name):   # directories, links, metadata
+                    continue
+                match = _KEY_EXT.match(m.name)
+                if match is None:   # no extension: webdataset ignores it too
+                    continue
+                key, ext = match.group(1), match.group(2).lower()
+                if current is None or current[1] != key:
+                    current = (u, key, {})
+                    self._samples.append(current)
+                if ext in current[2]:
+                    raise ValueError(f"{url}: duplicate member {m.name!r} in sample {key!r}")
+                current[2][ext] = (m.offset_data, m.size)
+            tar.members = []   # the headers are no longer needed
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    @property
+    def keys(self) -> list[str]:
+        return [key for _, key, _ in self._samples]
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range for {len(self)} samples")
+        u, key, members = self._samples[i]
+        url = self.urls[u]
+        out: dict = {"__key__": key, "__url__": url}
+        with open(url, "rb") as f:
+            for ext, (offset, size) in sorted(members.items(), key=lambda kv: kv[1][0]):
+                f.seek(offset)
+                data = f.read(size)
+                if len(data) != size:
+                    raise OSError(f"{url}: member {key}.{ext} truncated ({len(data)} of {size} bytes)")
+                out[ext] = data
+        return out
+
+    def __repr__(self) -> str:
+        return f"ShardIndex({len(self)} samples in {len(self.urls)} shards)"
