@@ -3,7 +3,8 @@ safetensors, in the layout the inference side loads:
 
   out/connector/{config.json, model.safetensors}            nexus.models.connector.OmniConnector
   out/transformer/{config.json, diffusion_pytorch_model.safetensors}   (generator_train=full; diffusers layout)
-  out/transformer_lora/{adapter_config.json, adapter_model.safetensors} (generator_train=lora; load_lora_adapter)
+  out/transformer_lora/pytorch_lora_weights.safetensors (generator_train=lora; WanPipeline's LoRA
+                                                             format, the LoRA config in its metadata)
   out/nexus.json                                             what was exported, from which checkpoint and step
 """
 from __future__ import annotations
@@ -90,7 +91,12 @@ def _save_lora(meta: dict, sd: dict, folder: Path) -> None:
     cfg = dict(r=16, lora_alpha=16, target_modules=["to_q", "to_k", "to_v", "to_out.0"]) | (meta["lora"] or {})
     model.add_adapter(LoraConfig(**cfg))
     model.load_state_dict(sd, assign=True, strict=True)
-    model.save_lora_adapter(folder)
+    # the Wan pipeline's LoRA format ("transformer." keys, config in the metadata): WanPipeline.load_lora_weights
+    # or transformer.load_lora_adapter(folder, prefix="transformer", use_safetensors=True) read it
+    from diffusers import WanPipeline
+    from peft.utils import get_peft_model_state_dict
+    WanPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(model),
+                                  transformer_lora_adapter_metadata=model.peft_config["default"].to_dict())
 
 
 def load_connector(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float32):

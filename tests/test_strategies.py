@@ -54,19 +54,24 @@ def _free_port() -> int:
 def test_zero2_cpu_two_processes(tmp_path):
     from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
 
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
+    ext_dir = tmp_path / "torch_extensions"
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1",
+           "TORCH_EXTENSIONS_DIR": str(ext_dir)}
     for k in ("LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
         env.pop(k, None)  # a leftover rank would make Lightning think it was already launched
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "run")], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
-    res = json.loads((tmp_path / "result.json").read_text())
+    # CPUDeepSpeedStrategy must not JIT-compile DeepSpeed's shm comm op (minutes on a fresh machine)
+    assert not ext_dir.exists() or not any(ext_dir.iterdir())
+
+    res = json.loads((tmp_path / "run" / "result.json").read_text())
     assert res["global_step"] == 3
     assert res["world_size"] == 2
     assert res["strategy"] == "CPUDeepSpeedStrategy"
 
-    init, final = torch.load(tmp_path / "init.pt"), torch.load(tmp_path / "final.pt")
+    init, final = torch.load(tmp_path / "run" / "init.pt"), torch.load(tmp_path / "run" / "final.pt")
     assert init.keys() == final.keys() and final
     assert all(not torch.equal(init[k], final[k]) for k in init), "training did not update every parameter"
 

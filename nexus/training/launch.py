@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +17,16 @@ from nexus.models.tiny import ensure_tiny_models
 from nexus.training.callbacks import AtomicCheckpointIO, StepCheckpoint, throughput_monitor
 from nexus.training.loggers import make_logger
 from nexus.training.preflight import preflight
+
+
+def build(node, **kwargs):
+    """hydra's instantiate, re-raising the user-facing error instead of Hydra's wrapper around it."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, (ValueError, FileNotFoundError, TypeError)):
+            raise e.__cause__ from None
+        raise
 
 
 def resume_path(run_dir: Path, resume: str) -> str | None:
@@ -37,13 +48,13 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     m, d = cfg.model, cfg.data
     preflight(cfg.paths.wan, cfg.paths.vlm, d.kind, d.num_frames, d.height, d.width,
               OmegaConf.to_container(m.connector), m.context_len)
-    datamodule = instantiate(cfg.data)    # expands the shard pattern: fails now if it matches nothing
+    datamodule = build(cfg.data)    # expands the shard pattern: fails now if it matches nothing
 
     L.seed_everything(cfg.seed, workers=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    model = instantiate(cfg.model, _convert_="all")
-    strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
+    model = build(cfg.model, _convert_="all")
+    strategy = build(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
                  throughput_monitor(cfg.throughput_window), *(extra_callbacks or [])]
     logger = make_logger(cfg.logger.kind, str(run_dir), name=f"{cfg.name}/{cfg.run.name}", project=cfg.logger.project)

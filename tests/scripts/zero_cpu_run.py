@@ -38,6 +38,7 @@ class Tiny(pl.LightningModule):
 
 
 def main(out: Path, stage: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(0, verbose=False)
     model = Tiny()
     g = torch.Generator().manual_seed(1)
