@@ -97,3 +97,18 @@ def test_every_recipe_composes_and_runs_a_step(recipe, tmp_path, tiny_models, ti
     assert t.global_step == 1
     assert (Path(cfg.run.dir) / "checkpoints" / "last.ckpt").is_file()
     assert (Path(cfg.run.dir) / "config.yaml").is_file()
+
+
+def test_wandb_offline_and_resumed_under_one_id(tmp_path, tiny_models, tiny_shards, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    runs = []
+    for steps in (1, 2):
+        over = [o for o in tiny_overrides(tmp_path, tiny_models, tiny_shards) if o != "logger=csv"]
+        cfg = compose_fit(*over, "logger=wandb", f"trainer.max_steps={steps}")
+        t = fit(cfg)
+        runs.append(t.logger.experiment.id)
+        t.logger.experiment.finish()
+    assert runs[0] == runs[1]                      # the same W&B run, resumed, not a second one
+    dirs = sorted(p.name for p in (Path(cfg.run.dir) / "wandb").glob("offline-run-*"))
+    assert dirs and all(d.endswith(runs[0]) for d in dirs)

@@ -50,8 +50,11 @@ def vlm_hidden_size(vlm_path: str | Path) -> int:
     return int(cfg.get("text_config", cfg).get("hidden_size") or cfg["hidden_size"])
 
 
-def load_transformer(wan_path: str | Path, dtype: torch.dtype = torch.float32):
+def load_transformer(wan_path: str | Path, dtype: torch.dtype = torch.float32, random_init: bool = False):
+    """random_init: the architecture of transformer/config.json with fresh weights (benchmarks at real size)."""
     from diffusers import WanTransformer3DModel
+    if random_init:
+        return WanTransformer3DModel.from_config(read_config(Path(wan_path) / "transformer" / "config.json")).to(dtype)
     return WanTransformer3DModel.from_pretrained(Path(wan_path) / "transformer", torch_dtype=dtype)
 
 

@@ -35,7 +35,7 @@ class AlignmentModule(L.LightningModule):
                  encoder_dtype: str = "fp32", cfg_dropout: float = 0.2, shift: float = 3.0,
                  timestep_sampling: str = "uniform", loss_weighting: str = "none", lr: float = 1e-5,
                  connector_lr: float | None = None, weight_decay: float = 1e-4, betas: tuple = (0.9, 0.999),
-                 warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0):
+                 warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0, random_init: bool = False):
         super().__init__()
         if generator_train not in GENERATOR_TRAIN:
             raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
@@ -53,7 +53,7 @@ class AlignmentModule(L.LightningModule):
         if self.transformer is not None:
             return
         hp = self.hparams
-        self.transformer = load_transformer(hp.wan_path)
+        self.transformer = load_transformer(hp.wan_path, random_init=hp.random_init)
         if self.transformer.config.text_dim != self.connector_config.out_dim:
             raise ValueError(f"connector.out_dim={self.connector_config.out_dim} must equal the generator's "
                              f"text_dim={self.transformer.config.text_dim}")

@@ -1,0 +1,121 @@
+"""Stage-1 training speed and memory: s/it, samples/s, latent tokens/s, peak memory and MFU.
+
+Runs the AlignmentModule through Lightning's Trainer (the real precision, clipping and strategy path) on
+precomputed-feature batches of the requested shape, so only the trained parts are measured (the frozen
+encoders are outside the step, as with precomputed shards).
+
+  python tools/bench_train.py recipe=tiny                                         # CPU, tiny models
+  python tools/bench_train.py recipe=omni_wan13b bench.preset=wan2.1-t2v-1.3b strategy=auto \\
+      trainer.devices=1                                                           # GPU, real size, random weights
+
+The bench.* keys of recipes/fit.yaml set the step counts, the preset and the output path.
+"""
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from lightning.fabric.utilities.throughput import get_available_flops  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+from nexus.models.presets import PRESETS  # noqa: E402
+from nexus.models.tiny import ensure_tiny_models  # noqa: E402
+from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
+
+
+class StepTimer(L.Callback):
+    def __init__(self):
+        self.times, self.t0 = [], None
+
+    def _sync(self, module):
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+
+    def on_train_batch_start(self, trainer, module, *_):
+        self._sync(module)
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, *_):
+        self._sync(module)
+        self.times.append(time.perf_counter() - self.t0)
+
+
+def batches(n: int, b: int, shape: tuple, text: int, text_dim: int, vlm: int, vlm_dim: int) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    one = {"latents": torch.randn(b, *shape, generator=g), "umt5": [torch.randn(text, text_dim, generator=g)] * b,
+           "vlm": [torch.randn(vlm, vlm_dim, generator=g)] * b, "caption": [""] * b, "key": [str(i) for i in range(b)]}
+    return [one] * n
+
+
+@hydra.main(config_path="../recipes", config_name="fit", version_base=None)
+def main(cfg) -> None:
+    bc = cfg.bench
+    steps, warmup, preset, vlm_tokens, text_tokens = bc.steps, bc.warmup, bc.preset, bc.vlm_tokens, bc.text_tokens
+    out = Path(bc.out or f"bench/train_{cfg.name}.json")
+    d, m = cfg.data, cfg.model
+    check_clip_shape(d.num_frames, d.height, d.width)
+    tmp = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
+    if preset:                       # a real generator's architecture with random weights: no download
+        if preset not in PRESETS:
+            sys.exit(f"preset={preset}: choose one of {sorted(PRESETS)}")
+        (tmp / "wan" / "transformer").mkdir(parents=True)
+        (tmp / "wan" / "transformer" / "config.json").write_text(json.dumps(PRESETS[preset]))
+        wan = str(tmp / "wan")
+    else:
+        wan = cfg.paths.wan or ensure_tiny_models(cfg.paths.tiny_models)["wan"]
+    text_dim, vlm_dim = m.connector.out_dim, m.connector.vlm_dim
+    save_file({"umt5": torch.zeros(text_tokens, text_dim), "vlm": torch.zeros(vlm_tokens, vlm_dim)}, str(tmp / "null.safetensors"))
+    module = instantiate(m, _convert_="all", wan_path=wan, vlm_path=None, null_features=str(tmp / "null.safetensors"),
+                         random_init=bool(preset))
+    shape = latent_shape(d.num_frames, d.height, d.width)
+    data = torch.utils.data.DataLoader(batches(steps + warmup, d.batch_size, shape, text_tokens, text_dim,
+                                               vlm_tokens, vlm_dim), batch_size=None)
+    timer = StepTimer()
+    strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
+    trainer = instantiate(cfg.trainer, max_steps=steps + warmup, strategy=strategy, callbacks=[timer], logger=False,
+                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                          default_root_dir=str(tmp))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(module, train_dataloaders=data)
+    if trainer.global_rank != 0:
+        return
+    timed = timer.times[warmup:]
+    s_it = statistics.median(timed)
+    b = d.batch_size * trainer.world_size
+    tokens = shape[1] * (shape[2] // 2) * (shape[3] // 2)
+    flops = module.batch_flops(data.dataset[0]) * trainer.world_size
+    dev = module.device
+    peak_flops = get_available_flops(dev, torch.bfloat16 if "bf16" in str(cfg.trainer.precision) else torch.float32)
+    row = {"recipe": cfg.name, "preset": preset, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+           "precision": str(cfg.trainer.precision), "strategy": type(trainer.strategy).__name__,
+           "world_size": trainer.world_size, "shape": [d.num_frames, d.height, d.width], "batch_size": b,
+           "latent_tokens_per_sample": tokens, "steps_timed": len(timed), "s_per_it": s_it,
+           "s_per_it_min": min(timed), "samples_per_s": b / s_it, "latent_tokens_per_s": b * tokens / s_it,
+           "model_tflops_per_step": flops / 1e12,
+           "peak_memory_gb": (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
+                              else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 1e9,
+           "peak_memory_kind": "cuda max allocated" if dev.type == "cuda" else "process max RSS",
+           "mfu": flops / s_it / (peak_flops * trainer.world_size) if peak_flops else None}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(row, indent=2))
+    mfu = "n/a (no peak FLOPs for this device)" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"
+    print("\n| " + " | ".join(["recipe", "device", "shape", "batch", "s/it (median)", "samples/s", "tokens/s",
+                               "peak mem GB", "MFU"]) + " |\n|" + "---|" * 9)
+    print(f"| {row['recipe']} | {row['device']} | {'x'.join(map(str, row['shape']))} | {b} | {s_it:.4f} | "
+          f"{row['samples_per_s']:.2f} | {row['latent_tokens_per_s']:.0f} | {row['peak_memory_gb']:.2f} | "
+          f"{mfu} |")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
