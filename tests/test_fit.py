@@ -56,6 +56,10 @@ def test_resume_matches_uninterrupted_run(tmp_path, tiny_models, tiny_shards):
         assert torch.equal(sa[k], sb[k]), k
     la, lb = read_losses(straight), read_losses(broken)
     assert len(la) == 6 and all(lb[s] == pytest.approx(la[s], rel=1e-6) for s in la)
+    header = (straight / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for key in ("train/grad_norm", "lr-AdamW/connector", "lr-AdamW/generator", "train/device/samples_per_sec",
+                "train/device/items_per_sec"):      # items = latent tokens
+        assert key in header, key
     # the weights did move
     first = torch.load(straight / "checkpoints" / "step00000003.ckpt", weights_only=False)["state_dict"]
     assert not torch.equal(first["connector.vision_queries"], sa["connector.vision_queries"])
@@ -112,3 +116,23 @@ def test_wandb_offline_and_resumed_under_one_id(tmp_path, tiny_models, tiny_shar
     assert runs[0] == runs[1]                      # the same W&B run, resumed, not a second one
     dirs = sorted(p.name for p in (Path(cfg.run.dir) / "wandb").glob("offline-run-*"))
     assert dirs and all(d.endswith(runs[0]) for d in dirs)
+
+
+def test_precomputed_features_train_like_raw_clips(tmp_path, tiny_models, tiny_shards):
+    """Same data, seed and steps: training from precomputed features gives the raw-clip run's losses."""
+    from nexus.data.features import precompute_features
+    from nexus.models.encoders import FrozenEncoders
+    enc = FrozenEncoders.load(tiny_models["wan"], tiny_models["vlm"])
+    feats = tmp_path / "features"
+    precompute_features(tiny_shards, enc, feats, 9, 32, 32)
+    assert (feats / "null.safetensors").is_file()
+    common = ["trainer.max_steps=3", "model.warmup_steps=1"]
+    fit(compose_fit(*tiny_overrides(tmp_path, tiny_models, tiny_shards, "run.name=raw", *common)))
+    cfg = compose_fit(*tiny_overrides(tmp_path, tiny_models, f"{feats}/shard-*.tar", "run.name=feat", "data.kind=features",
+                                      f"model.null_features={feats}/null.safetensors", "paths.vlm=/nowhere", *common))
+    t = fit(cfg)
+    assert t.lightning_module.encoders is None          # nothing but the trained parts in memory
+    raw, feat = read_losses(tmp_path / "runs" / "tiny" / "raw"), read_losses(tmp_path / "runs" / "tiny" / "feat")
+    assert sorted(raw) == sorted(feat) == [0, 1, 2]
+    for s in raw:
+        assert feat[s] == pytest.approx(raw[s], rel=1e-4)

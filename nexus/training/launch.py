@@ -11,6 +11,7 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from nexus.models.tiny import ensure_tiny_models
@@ -64,5 +65,7 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
                           plugins=[AtomicCheckpointIO()] if "_target_" not in cfg.strategy or
                           "deepspeed" not in cfg.strategy._target_ else None,
                           default_root_dir=str(run_dir))
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_path(run_dir, cfg.run.resume))
+    ckpt = resume_path(run_dir, cfg.run.resume)
+    rank_zero_info(f"resuming from {ckpt}" if ckpt else f"starting a new run in {run_dir}")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
     return trainer

@@ -151,10 +151,10 @@ class AlignmentModule(L.LightningModule):
     def trainable_parameters(self) -> list[dict]:
         hp = self.hparams
         groups = [{"params": [p for p in self.connector.parameters() if p.requires_grad],
-                   "lr": hp.connector_lr or hp.lr}]
+                   "lr": hp.connector_lr or hp.lr, "name": "connector"}]
         gen = [p for p in self.transformer.parameters() if p.requires_grad]
         if gen:
-            groups.append({"params": gen, "lr": hp.lr})
+            groups.append({"params": gen, "lr": hp.lr, "name": "generator"})
         return groups
 
     def configure_optimizers(self):
