@@ -11,6 +11,7 @@ CONNECTOR = dict(vlm_dim=64, vision_dim=32, vision_layers=1, vision_heads=2, vis
 def make(tiny_models, **kw):
     m = AlignmentModule(tiny_models["wan"], tiny_models["vlm"], connector=CONNECTOR, context_len=540, **kw)
     m.setup("fit")
+    m.configure_model()
     m.on_fit_start()
     return m
 

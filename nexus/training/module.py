@@ -70,6 +70,9 @@ class AlignmentModule(L.LightningModule):
             self.connector.gradient_checkpointing = True
 
     def setup(self, stage: str) -> None:
+        # Build here, before Lightning's configure_model call: under ZeRO-3 that call runs inside
+        # deepspeed.zero.Init, where diffusers' from_pretrained (meta-device init) fails; DeepSpeed partitions
+        # the already-built parameters when its engine starts instead.
         self.configure_model()
         hp = self.hparams
         if hp.null_features:          # precomputed features: no encoder in memory at all
