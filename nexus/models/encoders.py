@@ -22,10 +22,10 @@ class FrozenEncoders:
 
     @classmethod
     def load(cls, wan_path: str, vlm_path: str, dtype: torch.dtype = torch.float32,
-             instruction: str = understanding.INSTRUCTION) -> "FrozenEncoders":
-        ut, u = loading.load_umt5(wan_path, dtype)
-        vt, v = loading.load_vlm(vlm_path, dtype)
-        return cls(loading.load_vae(wan_path, dtype), ut, u, vt, v, instruction)
+             instruction: str = understanding.INSTRUCTION, device: str | torch.device = "cpu") -> "FrozenEncoders":
+        ut, u = loading.load_umt5(wan_path, dtype, device)
+        vt, v = loading.load_vlm(vlm_path, dtype, device)
+        return cls(loading.load_vae(wan_path, dtype, device), ut, u, vt, v, instruction)
 
     def to(self, device) -> "FrozenEncoders":
         for m in (self.vae, self.umt5, self.vlm):

@@ -58,20 +58,22 @@ def load_transformer(wan_path: str | Path, dtype: torch.dtype = torch.float32, r
     return WanTransformer3DModel.from_pretrained(Path(wan_path) / "transformer", torch_dtype=dtype)
 
 
-def load_vae(wan_path: str | Path, dtype: torch.dtype = torch.float32):
+def load_vae(wan_path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
     from diffusers import AutoencoderKLWan
-    return AutoencoderKLWan.from_pretrained(Path(wan_path) / "vae", torch_dtype=dtype).eval().requires_grad_(False)
+    vae = AutoencoderKLWan.from_pretrained(Path(wan_path) / "vae", torch_dtype=dtype)
+    return vae.to(device).eval().requires_grad_(False)
 
 
-def load_umt5(wan_path: str | Path, dtype: torch.dtype = torch.float32):
+# the big frozen encoders load straight onto their device (device_map): 8 ranks x a 7B VLM never sit in CPU RAM
+def load_umt5(wan_path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
     from transformers import AutoTokenizer, UMT5EncoderModel
     tok = AutoTokenizer.from_pretrained(Path(wan_path) / "tokenizer")
-    enc = UMT5EncoderModel.from_pretrained(Path(wan_path) / "text_encoder", dtype=dtype)
+    enc = UMT5EncoderModel.from_pretrained(Path(wan_path) / "text_encoder", dtype=dtype, device_map=str(device))
     return tok, enc.eval().requires_grad_(False)
 
 
-def load_vlm(vlm_path: str | Path, dtype: torch.dtype = torch.float32):
+def load_vlm(vlm_path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
     from transformers import AutoModelForImageTextToText, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(vlm_path)
-    model = AutoModelForImageTextToText.from_pretrained(vlm_path, dtype=dtype)
+    model = AutoModelForImageTextToText.from_pretrained(vlm_path, dtype=dtype, device_map=str(device))
     return tok, model.eval().requires_grad_(False)

@@ -25,7 +25,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLossError(RuntimeError):
-    pass
+    """The loss became NaN/inf: the run stops, its last good checkpoint is kept."""
 
 
 class AlignmentModule(L.LightningModule):
@@ -78,7 +78,9 @@ class AlignmentModule(L.LightningModule):
         if hp.null_features:          # precomputed features: no encoder in memory at all
             self._null = load_null_features(hp.null_features)
         elif self.encoders is None:
-            self.encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path, DTYPES[hp.encoder_dtype], hp.instruction)
+            device = self.trainer.strategy.root_device if self._trainer is not None else "cpu"
+            self.encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path, DTYPES[hp.encoder_dtype], hp.instruction,
+                                                device)
 
     def on_fit_start(self) -> None:
         if self.encoders is not None:
