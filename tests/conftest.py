@@ -30,3 +30,14 @@ def tiny_shards(tmp_path_factory):
     out = tmp_path_factory.mktemp("shards")
     write_shards(synthetic_samples(8, 9, 32, 32, seed=1), out, maxcount=8)
     return f"{out}/shard-*.tar"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu run only where CUDA is available (CI has none): skipped, with the reason shown."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

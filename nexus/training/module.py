@@ -121,7 +121,8 @@ class AlignmentModule(L.LightningModule):
         context = small_context(tokens, umt5, self.connector.markers, self.hparams.context_len)
         sigma, t = flow.sample_timesteps(*self._table, b, self.hparams.timestep_sampling, generator=g_cpu)
         noise = torch.randn(x0.shape, generator=g_dev, device=self.device, dtype=dtype)
-        pred = self.transformer(flow.noisy_latents(x0, noise, sigma), t.to(dtype), context, return_dict=False)[0]
+        # timesteps stay fp32 (bf16 would round 999.7 to 1000): Wan casts after its sinusoidal projection
+        pred = self.transformer(flow.noisy_latents(x0, noise, sigma), t, context, return_dict=False)[0]
         return flow.flow_loss(pred, x0, noise, sigma, self.hparams.loss_weighting)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
