@@ -13,29 +13,32 @@ from nexus.models import codec, loading, text, understanding
 
 @dataclass
 class FrozenEncoders:
-    vae: torch.nn.Module
+    vae: torch.nn.Module | None
     umt5_tokenizer: object
     umt5: torch.nn.Module
-    vlm_tokenizer: object
-    vlm: torch.nn.Module
+    vlm_tokenizer: object = None        # no VLM: a UMT5-only generator (the stock-Wan baseline)
+    vlm: torch.nn.Module | None = None
     instruction: str = understanding.INSTRUCTION
 
     @classmethod
-    def load(cls, wan_path: str, vlm_path: str, dtype: torch.dtype = torch.float32,
+    def load(cls, wan_path: str, vlm_path: str | None, dtype: torch.dtype = torch.float32,
              instruction: str = understanding.INSTRUCTION, device: str | torch.device = "cpu") -> "FrozenEncoders":
         ut, u = loading.load_umt5(wan_path, dtype, device)
-        vt, v = loading.load_vlm(vlm_path, dtype, device)
+        vt, v = loading.load_vlm(vlm_path, dtype, device) if vlm_path else (None, None)
         return cls(loading.load_vae(wan_path, dtype, device), ut, u, vt, v, instruction)
 
     def to(self, device) -> "FrozenEncoders":
         for m in (self.vae, self.umt5, self.vlm):
-            m.to(device)
+            if m is not None:
+                m.to(device)
         return self
 
     def prompts(self, captions: list[str]) -> dict[str, list[torch.Tensor]]:
         """-> {"umt5": [(T_i, 4096)], "vlm": [(L_i, d_vlm)]}: the per-prompt features stage 1 trains on."""
-        return {"umt5": text.encode_umt5(self.umt5_tokenizer, self.umt5, captions),
-                "vlm": understanding.vlm_hidden_states(self.vlm_tokenizer, self.vlm, captions, self.instruction)}
+        out = {"umt5": text.encode_umt5(self.umt5_tokenizer, self.umt5, captions)}
+        if self.vlm is not None:
+            out["vlm"] = understanding.vlm_hidden_states(self.vlm_tokenizer, self.vlm, captions, self.instruction)
+        return out
 
     def latents(self, video: torch.Tensor) -> torch.Tensor:
         return codec.encode_video(self.vae, video)

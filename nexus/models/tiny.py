@@ -4,6 +4,7 @@ very code that loads Wan2.1 and Qwen-VL (nothing is downloaded, nothing is mocke
 `ensure_tiny_models(root)` writes, once and deterministically:
   root/wan/{transformer,vae,text_encoder,tokenizer}   diffusers layout (tiny Wan transformer, VAE, UMT5)
   root/vlm/                                           transformers layout (tiny Qwen2.5-VL + tokenizer)
+  root/wan_large/                                     a bigger tiny transformer sharing wan's VAE and UMT5
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['cont
 
 TRANSFORMER = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
                    out_channels=16, text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, rope_max_seq_len=32)
+TRANSFORMER_LARGE = dict(TRANSFORMER, num_attention_heads=4, num_layers=3, ffn_dim=64)
 VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, scale_factor_spatial=8,
            scale_factor_temporal=4)
 UMT5 = dict(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
@@ -78,11 +80,20 @@ def _build_vlm(out: Path) -> None:
     tok.save_pretrained(out)
 
 
+def _build_wan_large(out: Path) -> None:
+    """A bigger tiny generator in the same latent space: its own transformer, the small one's VAE/UMT5."""
+    from diffusers import WanTransformer3DModel
+    WanTransformer3DModel(**TRANSFORMER_LARGE).save_pretrained(out / "transformer")
+    small = out.parent / "wan"     # out is a temporary folder beside it
+    for part in ("vae", "text_encoder", "tokenizer"):
+        shutil.copytree(small / part, out / part)
+
+
 def ensure_tiny_models(root: str | Path, seed: int = 0) -> dict[str, str]:
-    """Build the tiny folders under `root` if absent; return {"wan": path, "vlm": path}."""
+    """Build the tiny folders under `root` if absent; return {"wan": ..., "vlm": ..., "wan_large": ...}."""
     root = Path(root)
     paths = {}
-    for name, build in (("wan", _build_wan), ("vlm", _build_vlm)):
+    for name, build in (("wan", _build_wan), ("vlm", _build_vlm), ("wan_large", _build_wan_large)):
         final = root / name
         if not final.is_dir():
             root.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""UPFB inference: prompts in, videos out."""

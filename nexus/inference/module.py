@@ -1,0 +1,179 @@
+"""UPFB inference as a LightningModule: `Trainer.predict` spreads prompts over devices, `predict_step`
+turns prompts into videos (paper Sec. 3.3, Algorithm 1).
+
+Loaded once: the frozen large generator (any diffusers Wan folder; Wan2.2-A14B's second expert and
+boundary_ratio come from its model_index.json), the small generator + connector from a stage-1 export (or the
+stock small Wan folder with a UMT5-only context, the baseline), the shared VAE, UMT5 and the VLM. Prompts are
+encoded once per batch, then the encoders go back to the CPU while the generators sample.
+Each video is written as <out_dir>/<prompt id>.mp4 (atomically; a finished one is skipped, so a killed job
+resumes) with a noise seed derived from (seed, prompt id).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from nexus.data.video import write_mp4
+from nexus.export import load_connector
+from nexus.models import codec
+from nexus.models.conditioning import pad_tokens, small_context
+from nexus.models.encoders import FrozenEncoders
+from nexus.models.latent_space import check_latent_space
+from nexus.models.loading import read_config
+from nexus.models.understanding import INSTRUCTION
+from nexus.shapes import check_clip_shape, latent_shape
+from nexus.upfb.sampler import BridgeConfig, Side, sample
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+SCHEDULERS = ("unipc", "euler")
+
+
+def prompt_seed(seed: int, prompt_id: str) -> int:
+    return int(hashlib.sha256(f"{seed}:{prompt_id}".encode()).hexdigest()[:8], 16)
+
+
+def make_scheduler(name: str, shift: float):
+    from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+    if name == "unipc":
+        return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
+    if name == "euler":
+        return FlowMatchEulerDiscreteScheduler(shift=shift)
+    raise ValueError(f"scheduler={name!r}: choose one of {SCHEDULERS}")
+
+
+def to_frames(video: torch.Tensor) -> np.ndarray:
+    """(3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
+    return ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+
+
+class BridgeModule(L.LightningModule):
+    def __init__(self, small_path: str, large_path: str, out_dir: str, export: str | None = None,
+                 vlm_path: str | None = None, num_frames: int = 81, height: int = 480, width: int = 832,
+                 num_steps: int = 50, scheduler: str = "unipc", shift: float = 5.0, seed: int = 0, fps: int = 16,
+                 bridge: dict | None = None, guidance_small: float = 5.0, guidance_large: float = 5.0,
+                 guidance_large_2: float | None = None, dtype: str = "bf16", allow_latent_mismatch: bool = False,
+                 context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True):
+        super().__init__()
+        check_clip_shape(num_frames, height, width)
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler={scheduler!r}: choose one of {SCHEDULERS}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
+        self.bridge_config = BridgeConfig(**(bridge or {}))      # validates every UPFB knob now
+        self.save_hyperparameters()
+        self.small = self.large = self.large_2 = self.connector = self.vae = None
+        self.encoders: FrozenEncoders | None = None     # offloaded between uses: not a submodule
+
+    # ---- loading --------------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.large is not None:
+            return
+        from diffusers import WanTransformer3DModel
+        hp, dt = self.hparams, DTYPES[self.hparams.dtype]
+        need_small, need_large = self.bridge_config.needs
+        if need_small and need_large:
+            check_latent_space(hp.small_path, hp.large_path, hp.allow_latent_mismatch)
+        export = Path(hp.export) if hp.export else None
+        if export is not None:
+            _check_export(export, hp.vlm_path)
+        if need_large:
+            large = Path(hp.large_path)
+            self.large = WanTransformer3DModel.from_pretrained(large / "transformer", torch_dtype=dt).eval()
+            if (large / "transformer_2" / "config.json").is_file():       # Wan2.2-A14B: the low-noise expert
+                self.large_2 = WanTransformer3DModel.from_pretrained(large / "transformer_2", torch_dtype=dt).eval()
+        if need_small:
+            full = export / "transformer" if export is not None and (export / "transformer").is_dir() else None
+            self.small = WanTransformer3DModel.from_pretrained(full or Path(hp.small_path) / "transformer",
+                                                               torch_dtype=dt).eval()
+            if export is not None and (export / "transformer_lora").is_dir():
+                self.small.load_lora_adapter(export / "transformer_lora", prefix="transformer", use_safetensors=True)
+            if export is not None:
+                self.connector = load_connector(export / "connector", dtype=dt)
+        self.encoders = FrozenEncoders.load(hp.small_path, hp.vlm_path if self.connector is not None else None,
+                                            dt, hp.instruction, "cpu")
+        self.vae, self.encoders.vae = self.encoders.vae, None     # the VAE decodes on the generators' device
+        for m in (self.small, self.large, self.large_2, self.connector, self.vae):
+            if m is not None:
+                m.requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        self.configure_model()
+
+    def boundary_ratio(self) -> float | None:
+        index = Path(self.hparams.large_path) / "model_index.json"
+        return read_config(index).get("boundary_ratio") if index.is_file() and self.large_2 is not None else None
+
+    # ---- conditioning ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def contexts(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (small, small_null, large, large_null) contexts for the prompts; encoders visit the device once."""
+        enc = self.encoders.to(self.device)
+        try:
+            feats = enc.prompts(texts + [""])
+        finally:
+            enc.to("cpu")
+        dt = DTYPES[self.hparams.dtype]
+        umt5 = [u.to(dt) for u in feats["umt5"]]
+        large, _ = pad_tokens(umt5, 512)                 # Wan: UMT5 tokens zero-padded to 512
+        if self.connector is None:                       # baseline: the stock small generator reads UMT5 only
+            small = large
+        else:
+            hidden, mask = pad_tokens([v.to(dt) for v in feats["vlm"]])
+            q = self.connector(hidden, mask, video=self.hparams.num_frames > 1)
+            small = small_context(q, umt5, self.connector.markers, self.hparams.context_len)
+        return small[:-1], small[-1:], large[:-1], large[-1:]
+
+    # ---- prediction -----------------------------------------------------------------------------------------
+    def video_path(self, prompt_id: str) -> Path:
+        return Path(self.hparams.out_dir) / f"{prompt_id}.mp4"
+
+    @torch.no_grad()
+    def predict_step(self, batch: list, batch_idx: int = 0) -> list[str]:
+        todo = [p for p in batch if not self.video_path(p.id).exists()]
+        if not todo:
+            return []
+        hp = self.hparams
+        Path(hp.out_dir).mkdir(parents=True, exist_ok=True)
+        cs, cs0, cl, cl0 = self.contexts([p.text for p in todo])
+        written = []
+        for i, p in enumerate(todo):
+            g = torch.Generator().manual_seed(prompt_seed(hp.seed, p.id))
+            z = torch.randn(1, *latent_shape(hp.num_frames, hp.height, hp.width), generator=g).to(self.device)
+            small = Side(self.small, cs[i:i + 1], cs0, hp.guidance_small) if self.small is not None else None
+            large = Side(self.large, cl[i:i + 1], cl0, hp.guidance_large, self.large_2, self.boundary_ratio(),
+                         hp.guidance_large_2) if self.large is not None else None
+            z = sample(z, make_scheduler(hp.scheduler, hp.shift), hp.num_steps, self.bridge_config, small, large,
+                       progress=hp.progress)
+            video = codec.decode_latents(self.vae, z.to(next(self.vae.parameters()).dtype))[0]
+            path = self.video_path(p.id)
+            write_mp4(path, to_frames(video), hp.fps)          # atomic: never a half-written mp4
+            written.append(str(path))
+        return written
+
+    def on_predict_start(self) -> None:
+        Path(self.hparams.out_dir).mkdir(parents=True, exist_ok=True)
+        if self.global_rank == 0:
+            info = {k: v for k, v in self.hparams.items() if k != "bridge"} | {"bridge": asdict(self.bridge_config)}
+            (Path(self.hparams.out_dir) / "sample_config.json").write_text(json.dumps(info, indent=2, default=str))
+
+
+def _check_export(export: Path, vlm_path: str | None) -> None:
+    """A stage-1 export must hold a connector whose config fits the VLM it will read."""
+    cfg = export / "connector" / "config.json"
+    if not cfg.is_file():
+        raise FileNotFoundError(f"small.export={export} holds no connector/config.json: pass the folder written by "
+                                f"tools/export.py (connector/, transformer/ or transformer_lora/, nexus.json)")
+    if vlm_path:
+        from nexus.models.loading import vlm_hidden_size
+        want, have = read_config(cfg)["vlm_dim"], vlm_hidden_size(vlm_path)
+        if want != have:
+            raise ValueError(f"the export's connector reads a VLM of hidden size {want} but paths.vlm={vlm_path} has "
+                             f"{have}: use the VLM the connector was trained with")
+    else:
+        raise ValueError(f"small.export={export} has a connector, which reads the VLM: set paths.vlm")

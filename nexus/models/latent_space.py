@@ -1,0 +1,33 @@
+"""Homogeneous latent space check (METHOD.md, "Generators and latent space"): UPFB adds the two generators'
+velocities on one latent, which only makes sense when both use the same VAE latents. Compared from the
+folders' config files, before any weights load."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nexus.models.loading import read_config
+
+VAE_KEYS = ("z_dim", "latents_mean", "latents_std", "scale_factor_temporal", "scale_factor_spatial")
+TRANSFORMER_KEYS = ("in_channels", "out_channels", "patch_size")
+
+
+def latent_signature(wan_path: str | Path) -> dict:
+    root = Path(wan_path)
+    vae, tr = read_config(root / "vae" / "config.json"), read_config(root / "transformer" / "config.json")
+    sig = {f"vae.{k}": vae.get(k) for k in VAE_KEYS}
+    sig |= {f"transformer.{k}": (list(tr[k]) if isinstance(tr.get(k), (list, tuple)) else tr.get(k))
+            for k in TRANSFORMER_KEYS}
+    return sig
+
+
+def check_latent_space(small_path: str | Path, large_path: str | Path, allow_mismatch: bool = False) -> list[str]:
+    """Raise ValueError listing every differing field unless allow_mismatch; returns the differences."""
+    a, b = latent_signature(small_path), latent_signature(large_path)
+    diffs = [f"{k}: small {a[k]} vs large {b[k]}" for k in a if a[k] != b[k]]
+    if diffs and not allow_mismatch:
+        raise ValueError(
+            f"the small generator ({small_path}) and the large one ({large_path}) do not share a latent space "
+            f"(bridging across VAEs gives blurry garbage, paper Table 12):\n  " + "\n  ".join(diffs) +
+            "\nUse a large generator with the Wan2.1 VAE (Wan2.1-T2V-14B, Wan2.2-T2V-A14B), or pass "
+            "large.allow_latent_mismatch=true to bridge anyway.")
+    return diffs
