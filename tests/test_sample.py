@@ -1,0 +1,99 @@
+"""tools/sample.py's path end to end on tiny generators: every strategy, exports, resume, T2I, bad input."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from helpers import ROOT, compose_fit, tiny_overrides
+from nexus.data.video import decode_mp4
+from nexus.export import export_checkpoint
+from nexus.inference.launch import sample
+from nexus.training.launch import fit
+
+
+def compose_sample(*overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "recipes" / "sample"), version_base=None):
+        return compose("sample", overrides=list(overrides))
+
+
+def base(tmp_path, tiny_models, *extra):
+    return [f"run.root={tmp_path}/runs", f"paths.small={tiny_models['wan']}", f"paths.large={tiny_models['wan_large']}",
+            f"paths.vlm={tiny_models['vlm']}", "paths.tiny_models=null", "sampling.num_steps=3",
+            "sampling.num_frames=5", "+sampling.progress=false", *extra]
+
+
+@pytest.fixture(scope="module")
+def stage1_export(tmp_path_factory, tiny_models, tiny_shards):
+    tmp = tmp_path_factory.mktemp("stage1")
+    cfg = compose_fit(*tiny_overrides(tmp, tiny_models, tiny_shards, "trainer.max_steps=2"))
+    fit(cfg)
+    return export_checkpoint(Path(cfg.run.dir) / "checkpoints" / "last.ckpt", tmp / "export", dtype="fp32")
+
+
+@pytest.mark.parametrize("strategy", ["upfb", "direct_add", "small_only", "large_only", "switch"])
+def test_every_strategy_writes_videos(strategy, tmp_path, tiny_models, stage1_export):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red square moves right\n\na blue circle bounces\n")
+    extra = ["bridge.switch_step=1"] if strategy == "switch" else []
+    paths = sample(compose_sample(*base(tmp_path, tiny_models, f"prompt_file={prompts}", f"bridge.strategy={strategy}",
+                                        f"small.export={stage1_export}", *extra)))
+    assert [Path(p).name for p in paths] == ["00000-a-red-square-moves-right.mp4", "00001-a-blue-circle-bounces.mp4"]
+    for p in paths:
+        v = decode_mp4(p)
+        assert v.shape == (5, 32, 32, 3) and v.dtype.name == "uint8"
+    assert not list(Path(paths[0]).parent.glob(".*.tmp"))
+    cfg = json.loads((Path(paths[0]).parent / "sample_config.json").read_text())
+    assert cfg["bridge"]["strategy"] == strategy
+    assert cfg["export"] == (None if strategy == "large_only" else str(stage1_export))   # large_only needs no small side
+
+
+def test_seeds_resume_and_single_frame(tmp_path, tiny_models):
+    args = base(tmp_path, tiny_models, "prompt=a green square", "bridge.strategy=large_only")
+    (path,) = sample(compose_sample(*args))
+    first, stamp = decode_mp4(path), Path(path).stat().st_mtime_ns
+    sample(compose_sample(*args))                                     # finished prompt: skipped, not rewritten
+    assert Path(path).stat().st_mtime_ns == stamp
+    Path(path).unlink()
+    (again,) = sample(compose_sample(*args))                          # same prompt id -> same seed -> same video
+    assert (decode_mp4(again) == first).all()
+    other = sample(compose_sample(*args[:-1], "bridge.strategy=large_only", "sampling.seed=1", "run.name=s1"))
+    assert not (decode_mp4(other[0]) == first).all()
+    (img,) = sample(compose_sample(*args, "sampling.num_frames=1", "run.name=t2i"))     # T2I: one frame
+    assert decode_mp4(img).shape == (1, 32, 32, 3)
+
+
+def test_bad_input(tmp_path, tiny_models, stage1_export):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match="holds no prompts"):
+        sample(compose_sample(*base(tmp_path, tiny_models, f"prompt_file={empty}")))
+    with pytest.raises(ValueError, match="strategy='blend': choose one of"):
+        sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", "bridge.strategy=blend")))
+    with pytest.raises(ValueError, match="gamma_hf=1.5 must lie in"):
+        sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", "bridge.gamma_hf=1.5")))
+    with pytest.raises(ValueError, match=r"num_frames=6 is not 4k\+1"):
+        sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", "sampling.num_frames=6")))
+    with pytest.raises(ValueError, match="height=40 is not a multiple of 16"):
+        sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", "sampling.height=40")))
+    # a large generator with another VAE: refused, unless overridden
+    other = tmp_path / "other_wan"
+    import shutil
+    shutil.copytree(tiny_models["wan_large"], other)
+    vae_cfg = json.loads((other / "vae" / "config.json").read_text())
+    vae_cfg["latents_std"] = [s * 2 for s in vae_cfg["latents_std"]]
+    (other / "vae" / "config.json").write_text(json.dumps(vae_cfg))
+    with pytest.raises(ValueError, match="(?s)do not share a latent space.*vae.latents_std.*allow_latent_mismatch"):
+        sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"paths.large={other}")))
+    sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"paths.large={other}",
+                                "large.allow_latent_mismatch=true", "run.name=forced")))
+    # an export whose connector does not fit the VLM
+    bad = tmp_path / "bad_export"
+    shutil.copytree(stage1_export, bad)
+    c = json.loads((bad / "connector" / "config.json").read_text())
+    (bad / "connector" / "config.json").write_text(json.dumps(c | {"vlm_dim": 48}))
+    with pytest.raises(ValueError, match="connector reads a VLM of hidden size 48 but paths.vlm=.* has 64"):
+        sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"small.export={bad}")))
+    with pytest.raises(FileNotFoundError, match="holds no connector/config.json"):
+        sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"small.export={tmp_path}")))
