@@ -1,5 +1,6 @@
 """The command-line tools, run as a user runs them."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -36,3 +37,29 @@ def test_make_synthetic_is_deterministic(tmp_path):
         assert r.returncode == 0, r.stderr
     a, b = (tmp_path / "a" / "shard-000000.tar").read_bytes(), (tmp_path / "b" / "shard-000000.tar").read_bytes()
     assert a == b and len(a) > 0
+
+
+def test_plot_schedule_writes_png_and_numbers(tmp_path):
+    out = tmp_path / "s.png"
+    r = run("tools/plot_schedule.py", "--gamma-w", "0.2", "0.5", "--steps", "20", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert len(rows["0.2"]) == 20 and rows["0.2"][0]["w"] == 1.0 and rows["0.2"][0]["sigma"] == 0.7
+    assert "gamma_w=0.2: w < 0.5 from step" in r.stdout
+    bad = run("tools/plot_schedule.py", "--gamma-w", "0", "--out", str(tmp_path / "x.png"))
+    assert bad.returncode != 0 and "gamma_w=0.0 must be > 0" in bad.stderr
+
+
+def test_bench_sample_and_latent_mmd(tmp_path, tiny_models):
+    root = str(Path(tiny_models["wan"]).parent)
+    out = tmp_path / "bench.json"
+    r = run("tools/bench_sample.py", "--tiny-models", root, "--steps", "2", "--repeats", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads(out.read_text())
+    assert set(row["s_per_step"]) == {"large_only", "upfb", "small_only"} and row["real_latent"] == [16, 21, 60, 104]
+    assert row["upfb_over_large_only"] == row["s_per_step"]["upfb"] / row["s_per_step"]["large_only"]
+    r = run("tools/latent_mmd.py", "--small", tiny_models["wan"], "--large", tiny_models["wan"], "--frames", "5",
+            "--height", "32", "--width", "32", "--tokens", "64", "--out", str(tmp_path / "mmd.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "mmd.json").read_text())["mmd"] == 0.0     # a generator against itself

@@ -133,3 +133,25 @@ def test_fuse_batches_sample_by_sample():
         batched = fuse(vs, vl, 0.3, 0.6, rms_mode=mode)
         for i in range(3):
             assert torch.allclose(batched[i:i + 1], fuse(vs[i:i + 1], vl[i:i + 1], 0.3, 0.6, rms_mode=mode), atol=1e-6)
+
+
+def test_fuse_equals_the_literal_equations():
+    """fuse() skips the large generator's split (it cancels); compare with Eq. 5-10 written out in full."""
+    torch.manual_seed(2)
+    vs, vl = torch.randn(2, 3, 2, 9, 10), 2 * torch.randn(2, 3, 2, 9, 10)
+    for w, sigma, g, kernel in ((0.3, 0.5, 0.7, "reference"), (0.8, 1.5, 0.5, "exact"), (0.0, 0.35, 0.6, "reference")):
+        lf_s, lf_l = lowpass(vs, sigma, kernel), lowpass(vl, sigma, kernel)
+        lf = w * lf_s + (1 - w) * lf_l                              # Eq. 8
+        hf = w * g * (vs - lf_s) + (1 - w) * (vl - lf_l)            # Eq. 6, 9
+        assert torch.allclose(fuse(vs, vl, w, sigma, g, rms_mode="off", kernel=kernel), lf + hf, atol=1e-5)   # Eq. 10
+        v = lf + hf
+        assert torch.allclose(fuse(vs, vl, w, sigma, g, kernel=kernel), v * rms(vs) / rms(v), atol=1e-5)
+
+
+def test_mmd():
+    from nexus.models.latent_space import mmd_rbf
+    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    assert mmd_rbf(x, x) == pytest.approx(0.0, abs=1e-12)
+    assert mmd_rbf(torch.zeros(1, 1), torch.ones(1, 1), bandwidth=1.0) == pytest.approx(2 - 2 * math.exp(-0.5))
+    near, far = mmd_rbf(x[:100], x[100:]), mmd_rbf(x[:100], x[100:] + 2.0)
+    assert near < 0.05 < far

@@ -31,3 +31,16 @@ def check_latent_space(small_path: str | Path, large_path: str | Path, allow_mis
             "\nUse a large generator with the Wan2.1 VAE (Wan2.1-T2V-14B, Wan2.2-T2V-A14B), or pass "
             "large.allow_latent_mismatch=true to bridge anyway.")
     return diffs
+
+
+def mmd_rbf(x, y, bandwidth: float | None = None):
+    """Squared MMD between samples x (n, d) and y (m, d) with a Gaussian kernel; bandwidth by the median
+    heuristic over the pooled pairwise distances when not given (biased V-statistic, >= 0)."""
+    import torch
+    z = torch.cat([x, y]).double()
+    d2 = torch.cdist(z, z).pow(2)
+    if bandwidth is None:
+        bandwidth = d2[d2 > 0].median().sqrt().item()
+    k = torch.exp(-d2 / (2 * bandwidth ** 2))
+    n = len(x)
+    return (k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()).item()

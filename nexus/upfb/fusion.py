@@ -39,8 +39,10 @@ def fuse(v_small: torch.Tensor, v_large: torch.Tensor, w: float, sigma: float, g
     vs, vl = v_small.float(), v_large.float()
     if rms_mode == "paper":
         vl = vl * rms(vs) / (rms(vl) + EPS)                                    # Eq. 11
-    lf_s, lf_l = lowpass(vs, sigma, kernel), lowpass(vl, sigma, kernel)      # Eq. 5
-    v = (w * lf_s + (1 - w) * lf_l) + (w * gamma_hf * (vs - lf_s) + (1 - w) * (vl - lf_l))   # Eq. 6, 8-10
+    # Eq. 5-10 with LF_L + HF_L = v_L: the large generator's split cancels, so one low-pass (of v_S) suffices:
+    #   v = w LF_S + (1 - w) LF_L + w gamma_hf HF_S + (1 - w) HF_L = w (LF_S + gamma_hf HF_S) + (1 - w) v_L
+    lf_s = lowpass(vs, sigma, kernel)
+    v = w * (lf_s + gamma_hf * (vs - lf_s)) + (1 - w) * vl
     if rms_mode == "paper":
         v = v * 0.5 * (rms(vs) + rms(vl)) / (rms(v) + EPS)                     # Eq. 12
     elif rms_mode == "reference":

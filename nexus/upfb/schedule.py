@@ -39,3 +39,14 @@ def bandwidth(w: float, sigma_min: float = 0.35, sigma_max: float = 0.70) -> flo
     if not 0.0 <= sigma_min <= sigma_max:
         raise ValueError(f"need 0 <= sigma_min <= sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
     return sigma_min + (sigma_max - sigma_min) * w
+
+
+def schedule_table(timesteps, gamma_w: float = 0.3, sigma_min: float = 0.35, sigma_max: float = 0.70,
+                   clock: str = "timestep") -> list[dict]:
+    """w and sigma at every sampling step, for the scheduler's timesteps (what the sampler will use)."""
+    n = len(timesteps)
+    rows = []
+    for i, t in enumerate(timesteps):
+        w = temporal_weight(remaining_fraction(i, n, float(t), clock), gamma_w)
+        rows.append({"step": i, "timestep": float(t), "w": w, "sigma": bandwidth(w, sigma_min, sigma_max)})
+    return rows

@@ -1,0 +1,99 @@
+"""UPFB inference cost: per-step time of `upfb` vs `large_only` (same latents, same run) and the share of
+a step spent in the fusion itself; prints a table and writes JSON.
+
+  python tools/bench_sample.py                           # CPU: tiny generators + fusion at the real latent shape
+  python tools/bench_sample.py --preset --frames 81 --height 480 --width 832 --steps 4    # GPU, random weights,
+                                                         # Wan2.1 1.3B + 14B architectures (about 31 GB in bf16)
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from diffusers import WanTransformer3DModel  # noqa: E402
+
+from nexus.inference.module import make_scheduler  # noqa: E402
+from nexus.models.presets import WAN_T2V_1_3B, WAN_T2V_14B  # noqa: E402
+from nexus.models.tiny import ensure_tiny_models  # noqa: E402
+from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
+from nexus.upfb.fusion import fuse  # noqa: E402
+from nexus.upfb.sampler import BridgeConfig, Side, sample  # noqa: E402
+
+REAL_LATENT = (16, 21, 60, 104)     # 81 x 480 x 832
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def timed(fn, dev, repeats):
+    out = []
+    for _ in range(repeats):
+        sync(dev)
+        t0 = time.perf_counter()
+        fn()
+        sync(dev)
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", action="store_true", help="real Wan2.1 1.3B/14B architectures, random weights")
+    p.add_argument("--tiny-models", default="runs/.tiny_models")
+    p.add_argument("--frames", type=int, default=9)
+    p.add_argument("--height", type=int, default=32)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--steps", type=int, default=6, help="sampling steps per timed run")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="bench/sample.json")
+    a = p.parse_args(argv)
+    check_clip_shape(a.frames, a.height, a.width)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    if a.preset:
+        small = WanTransformer3DModel(**WAN_T2V_1_3B).to(dev, dt).eval()
+        large = WanTransformer3DModel(**WAN_T2V_14B).to(dev, dt).eval()
+    else:
+        folders = ensure_tiny_models(a.tiny_models)
+        small = WanTransformer3DModel.from_pretrained(Path(folders["wan"]) / "transformer").to(dev, dt).eval()
+        large = WanTransformer3DModel.from_pretrained(Path(folders["wan_large"]) / "transformer").to(dev, dt).eval()
+    text_dim = small.config.text_dim
+    g = torch.Generator().manual_seed(0)
+    ctx = lambda n: torch.randn(1, n, text_dim, generator=g).to(dev, dt)    # noqa: E731
+    S, L = Side(small, ctx(1540), ctx(1540)), Side(large, ctx(512), ctx(512))
+    z = torch.randn(1, *latent_shape(a.frames, a.height, a.width), generator=g).to(dev)
+
+    def run(strategy):
+        return lambda: sample(z.clone(), make_scheduler("unipc", 5.0), a.steps, BridgeConfig(strategy=strategy),
+                              S, L, progress=False)
+    run("upfb")()                                  # warm-up (kernels, allocator)
+    per_step = {s: timed(run(s), dev, a.repeats) / a.steps for s in ("large_only", "upfb", "small_only")}
+    vs = torch.randn_like(z)
+    fusion = timed(lambda: fuse(vs, vs * 0.5, 0.5, 0.5), dev, a.repeats * 3)
+    real = torch.randn(1, *REAL_LATENT, generator=g).to(dev)
+    fusion_real = timed(lambda: fuse(real, real * 0.5, 0.5, 0.5), dev, a.repeats)
+    row = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "preset": a.preset,
+           "shape": [a.frames, a.height, a.width], "steps": a.steps, "repeats": a.repeats,
+           "s_per_step": per_step, "upfb_over_large_only": per_step["upfb"] / per_step["large_only"],
+           "fusion_s": fusion, "fusion_share_of_upfb_step": fusion / per_step["upfb"],
+           "fusion_s_at_real_latent": fusion_real, "real_latent": list(REAL_LATENT)}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(row, indent=2))
+    print("\n| device | shape | large_only s/step | upfb s/step | small_only s/step | upfb / large_only | fusion share "
+          "| fusion at 16x21x60x104 |\n|" + "---|" * 8)
+    print(f"| {row['device']} | {'x'.join(map(str, row['shape']))} | {per_step['large_only']:.4f} | "
+          f"{per_step['upfb']:.4f} | {per_step['small_only']:.4f} | {row['upfb_over_large_only']:.2f}x | "
+          f"{100 * row['fusion_share_of_upfb_step']:.1f}% | {fusion_real * 1000:.1f} ms |")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Draw the UPFB hand-off schedule before spending GPU hours: w (Eq. 4) and sigma (Eq. 7) at every step.
+
+  python tools/plot_schedule.py --gamma-w 0.2 0.3 0.5 --out schedule.png
+  python tools/plot_schedule.py --gamma-w 0.3 --clock step --steps 50 --scheduler unipc --shift 5
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nexus.inference.module import make_scheduler  # noqa: E402
+from nexus.upfb.schedule import CLOCKS, schedule_table  # noqa: E402
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gamma-w", type=float, nargs="+", default=[0.3], help="one curve per value")
+    p.add_argument("--sigma-min", type=float, default=0.35)
+    p.add_argument("--sigma-max", type=float, default=0.70)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--scheduler", default="unipc", choices=["unipc", "euler"])
+    p.add_argument("--shift", type=float, default=5.0)
+    p.add_argument("--clock", default="timestep", choices=CLOCKS)
+    p.add_argument("--out", default="schedule.png", help="PNG path; a .json with the numbers is written beside it")
+    a = p.parse_args(argv)
+    sched = make_scheduler(a.scheduler, a.shift)
+    sched.set_timesteps(a.steps)
+    try:
+        tables = {g: schedule_table(sched.timesteps, g, a.sigma_min, a.sigma_max, a.clock) for g in a.gamma_w}
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax_w, ax_s) = plt.subplots(1, 2, figsize=(11, 4))
+    for g, rows in tables.items():
+        steps = [r["step"] for r in rows]
+        ax_w.plot(steps, [r["w"] for r in rows], label=f"gamma_w={g}")
+        ax_s.plot(steps, [r["sigma"] for r in rows], label=f"gamma_w={g}")
+        half = next((r["step"] for r in rows if r["w"] < 0.5), None)
+        print(f"gamma_w={g}: w < 0.5 from step {half} of {a.steps} (the large generator leads from there)")
+    ax_w.set(xlabel="sampling step", ylabel="w (small generator's share)", ylim=(-0.02, 1.02),
+             title=f"Eq. 4, clock={a.clock}, {a.scheduler} shift {a.shift}")
+    ax_s.set(xlabel="sampling step", ylabel="sigma (latent pixels)", title=f"Eq. 7, sigma in [{a.sigma_min}, {a.sigma_max}]")
+    for ax in (ax_w, ax_s):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    out.with_suffix(".json").write_text(json.dumps({str(g): rows for g, rows in tables.items()}, indent=1))
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
