@@ -21,7 +21,7 @@ def compose_sample(*overrides):
 def base(tmp_path, tiny_models, *extra):
     return [f"run.root={tmp_path}/runs", f"paths.small={tiny_models['wan']}", f"paths.large={tiny_models['wan_large']}",
             f"paths.vlm={tiny_models['vlm']}", "paths.tiny_models=null", "sampling.num_steps=3",
-            "sampling.num_frames=5", "+sampling.progress=false", *extra]
+            "sampling.num_frames=5", "sampling.progress=false", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,19 @@ def test_bad_input(tmp_path, tiny_models, stage1_export):
         sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"small.export={bad}")))
     with pytest.raises(FileNotFoundError, match="holds no connector/config.json"):
         sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"small.export={tmp_path}")))
+
+
+@pytest.mark.slow
+def test_prompts_spread_over_two_processes(tmp_path, tiny_models):
+    import subprocess
+    import sys
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps({"id": f"case_{i}", "prompt": t}) for i, t in
+                                 enumerate(["a red square", "a blue circle", "a green triangle"])))
+    r = subprocess.run([sys.executable, "tools/sample.py", f"prompt_file={prompts}", "trainer.devices=2",
+                        "trainer.accelerator=cpu", *base(tmp_path, tiny_models)[:-1], "sampling.progress=false"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "runs" / "tiny" / "samples" / "upfb"
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["case_0.mp4", "case_1.mp4", "case_2.mp4"]
+    assert (out / "train_ddp_process_1.log").is_file()           # the second rank ran
