@@ -73,6 +73,25 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", ov
     return out
 
 
+def as_export(path: str | Path, cache_root: str | Path) -> Path:
+    """An export folder for `path`: the folder itself, or, for a stage-1 checkpoint (file or DeepSpeed folder),
+    its export under cache_root/<checkpoint name>-<mtime>, made once (several ranks may race: first one wins)."""
+    path = Path(path)
+    if (path / "connector").is_dir():
+        return path
+    if not (path.is_file() or (path / "latest").is_file()):
+        raise FileNotFoundError(f"small.export={path} is neither an export folder (connector/, transformer/ ...) nor a "
+                                f"stage-1 checkpoint: pass tools/export.py's output or runs/<recipe>/<run>/checkpoints/last.ckpt")
+    out = Path(cache_root) / f"{path.name}-{int(path.stat().st_mtime)}"
+    if not out.is_dir():
+        try:
+            export_checkpoint(path, out, dtype="fp32")
+        except OSError:
+            if not (out / "connector").is_dir():
+                raise
+    return out
+
+
 def _meta_transformer(config: dict):
     from diffusers import WanTransformer3DModel
     with torch.device("meta"):

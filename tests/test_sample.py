@@ -25,11 +25,26 @@ def base(tmp_path, tiny_models, *extra):
 
 
 @pytest.fixture(scope="module")
-def stage1_export(tmp_path_factory, tiny_models, tiny_shards):
+def stage1_ckpt(tmp_path_factory, tiny_models, tiny_shards):
     tmp = tmp_path_factory.mktemp("stage1")
     cfg = compose_fit(*tiny_overrides(tmp, tiny_models, tiny_shards, "trainer.max_steps=2"))
     fit(cfg)
-    return export_checkpoint(Path(cfg.run.dir) / "checkpoints" / "last.ckpt", tmp / "export", dtype="fp32")
+    return Path(cfg.run.dir) / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def stage1_export(stage1_ckpt):
+    return export_checkpoint(stage1_ckpt, stage1_ckpt.parent.parent / "export", dtype="fp32")
+
+
+def test_checkpoint_samples_like_its_export(tmp_path, tiny_models, stage1_ckpt, stage1_export):
+    a = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a red square", f"small.export={stage1_export}",
+                                    "run.name=from_export")))
+    b = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a red square", f"small.export={stage1_ckpt}",
+                                    "run.name=from_ckpt")))
+    assert (decode_mp4(a[0]) == decode_mp4(b[0])).all()
+    c = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a red square", "run.name=stock")))
+    assert not (decode_mp4(a[0]) == decode_mp4(c[0])).all()        # the connector + trained generator matter
 
 
 @pytest.mark.parametrize("strategy", ["upfb", "direct_add", "small_only", "large_only", "switch"])
@@ -95,7 +110,7 @@ def test_bad_input(tmp_path, tiny_models, stage1_export):
     (bad / "connector" / "config.json").write_text(json.dumps(c | {"vlm_dim": 48}))
     with pytest.raises(ValueError, match="connector reads a VLM of hidden size 48 but paths.vlm=.* has 64"):
         sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"small.export={bad}")))
-    with pytest.raises(FileNotFoundError, match="holds no connector/config.json"):
+    with pytest.raises(FileNotFoundError, match="neither an export folder .* nor a stage-1 checkpoint"):
         sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"small.export={tmp_path}")))
 
 
@@ -113,3 +128,21 @@ def test_prompts_spread_over_two_processes(tmp_path, tiny_models):
     out = tmp_path / "runs" / "tiny" / "samples" / "upfb"
     assert sorted(p.name for p in out.glob("*.mp4")) == ["case_0.mp4", "case_1.mp4", "case_2.mp4"]
     assert (out / "train_ddp_process_1.log").is_file()           # the second rank ran
+
+
+def test_wan22_style_large_folder_uses_both_experts(tmp_path, tiny_models):
+    import shutil
+    from nexus.inference.module import BridgeModule
+    a14b = tmp_path / "a14b"
+    shutil.copytree(tiny_models["wan_large"], a14b)
+    shutil.copytree(Path(tiny_models["wan"]) / "transformer", a14b / "transformer_2")    # a different low-noise expert
+    (a14b / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline", "boundary_ratio": 0.875}))
+    m = BridgeModule(tiny_models["wan"], str(a14b), str(tmp_path / "o"), num_frames=5, height=32, width=32,
+                     dtype="fp32", bridge={"strategy": "large_only"})
+    m.configure_model()
+    assert m.large_2 is not None and m.boundary_ratio() == 0.875
+    two = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a cat", f"paths.large={a14b}",
+                                      "bridge.strategy=large_only", "run.name=a14b")))
+    one = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a cat", "bridge.strategy=large_only",
+                                      "run.name=one")))
+    assert not (decode_mp4(two[0]) == decode_mp4(one[0])).all()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nexus.upfb import (bandwidth, fuse, guided, lowpass, reference_kernel_size, remaining_fraction, rms,
+from nexus.upfb import (bandwidth, fuse, guided, lowpass, reference_kernel_size, remaining_fraction, sample_rms,
                         temporal_weight)
 
 
@@ -103,13 +103,13 @@ def test_guidance_forms():
 def test_fuse_endpoints_and_energy():
     torch.manual_seed(0)
     vs, vl = torch.randn(2, 4, 3, 8, 8), 3 * torch.randn(2, 4, 3, 8, 8)
-    assert torch.allclose(fuse(vs, vl, 1.0, 0.7, gamma_hf=1.0, rms_mode="off"), vs, atol=1e-6)
-    assert torch.allclose(fuse(vs, vl, 0.0, 0.35, rms_mode="off"), vl, atol=1e-6)
-    out = fuse(vs, vl, 0.4, 0.5, rms_mode="reference")
-    assert torch.allclose(rms(out), rms(vs), atol=1e-5)        # reference: energy of the small velocity
+    assert torch.allclose(fuse(vs, vl, 1.0, 0.7, gamma_hf=1.0, rms="off"), vs, atol=1e-6)
+    assert torch.allclose(fuse(vs, vl, 0.0, 0.35, rms="off"), vl, atol=1e-6)
+    out = fuse(vs, vl, 0.4, 0.5, rms="reference")
+    assert torch.allclose(sample_rms(out), sample_rms(vs), atol=1e-5)        # reference: energy of the small velocity
     # gamma_hf scales only the small generator's high band: w = 1, sigma large vs hand formula
     lf = lowpass(vs, 0.7)
-    assert torch.allclose(fuse(vs, vl, 1.0, 0.7, gamma_hf=0.5, rms_mode="off"), lf + 0.5 * (vs - lf), atol=1e-6)
+    assert torch.allclose(fuse(vs, vl, 1.0, 0.7, gamma_hf=0.5, rms="off"), lf + 0.5 * (vs - lf), atol=1e-6)
 
 
 def test_fuse_paper_rms_by_hand():
@@ -117,22 +117,22 @@ def test_fuse_paper_rms_by_hand():
     vl = torch.full((1, 1, 1, 4, 4), -4.0)
     # paper: v_L is first rescaled to RMS(v_S) = 1 -> -1 everywhere; then with sigma 0 (LF = v, HF = 0)
     # v = w * 1 + (1 - w) * (-1) = 2w - 1; finally rescaled to (RMS(v_S) + RMS(aligned v_L)) / 2 = 1
-    out = fuse(vs, vl, 0.75, 0.0, rms_mode="paper")
+    out = fuse(vs, vl, 0.75, 0.0, rms="paper")
     assert torch.allclose(out, torch.full_like(out, 1.0), atol=1e-5)
     # reference: unscaled v_L in the fusion: v = 0.75 - 1 = -0.25 everywhere, rescaled to RMS(v_S) = 1 -> -1
-    out = fuse(vs, vl, 0.75, 0.0, rms_mode="reference")
+    out = fuse(vs, vl, 0.75, 0.0, rms="reference")
     assert torch.allclose(out, torch.full_like(out, -1.0), atol=1e-5)
     with pytest.raises(ValueError, match="rms='both'"):
-        fuse(vs, vl, 0.5, 0.5, rms_mode="both")
+        fuse(vs, vl, 0.5, 0.5, rms="both")
 
 
 def test_fuse_batches_sample_by_sample():
     torch.manual_seed(1)
     vs, vl = torch.randn(3, 2, 2, 6, 6), torch.randn(3, 2, 2, 6, 6) * torch.tensor([1.0, 5.0, 0.1]).view(3, 1, 1, 1, 1)
     for mode in ("paper", "reference", "off"):
-        batched = fuse(vs, vl, 0.3, 0.6, rms_mode=mode)
+        batched = fuse(vs, vl, 0.3, 0.6, rms=mode)
         for i in range(3):
-            assert torch.allclose(batched[i:i + 1], fuse(vs[i:i + 1], vl[i:i + 1], 0.3, 0.6, rms_mode=mode), atol=1e-6)
+            assert torch.allclose(batched[i:i + 1], fuse(vs[i:i + 1], vl[i:i + 1], 0.3, 0.6, rms=mode), atol=1e-6)
 
 
 def test_fuse_equals_the_literal_equations():
@@ -143,9 +143,9 @@ def test_fuse_equals_the_literal_equations():
         lf_s, lf_l = lowpass(vs, sigma, kernel), lowpass(vl, sigma, kernel)
         lf = w * lf_s + (1 - w) * lf_l                              # Eq. 8
         hf = w * g * (vs - lf_s) + (1 - w) * (vl - lf_l)            # Eq. 6, 9
-        assert torch.allclose(fuse(vs, vl, w, sigma, g, rms_mode="off", kernel=kernel), lf + hf, atol=1e-5)   # Eq. 10
+        assert torch.allclose(fuse(vs, vl, w, sigma, g, rms="off", kernel=kernel), lf + hf, atol=1e-5)   # Eq. 10
         v = lf + hf
-        assert torch.allclose(fuse(vs, vl, w, sigma, g, kernel=kernel), v * rms(vs) / rms(v), atol=1e-5)
+        assert torch.allclose(fuse(vs, vl, w, sigma, g, kernel=kernel), v * sample_rms(vs) / sample_rms(v), atol=1e-5)
 
 
 def test_mmd():

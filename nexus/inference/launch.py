@@ -7,6 +7,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from nexus.export import as_export
 from nexus.inference.module import BridgeModule
 from nexus.inference.prompts import load_prompts
 from nexus.models.loading import WAN_LAYOUT, check_folder
@@ -26,7 +27,8 @@ def sample(cfg: DictConfig) -> list[str]:
     if cfg.bridge.strategy != "small_only":
         check_folder("paths.large", p.large, LARGE_LAYOUT, env="NEXUS_WAN_LARGE_PATH")
     s = cfg.sampling
-    module = BridgeModule(p.small, p.large, cfg.out_dir, export=cfg.small.export if need_small else None,
+    export = as_export(cfg.small.export, Path(cfg.out_dir) / ".stage1") if need_small and cfg.small.export else None
+    module = BridgeModule(p.small, p.large, cfg.out_dir, export=str(export) if export else None,
                           vlm_path=p.vlm, bridge=OmegaConf.to_container(cfg.bridge),
                           allow_latent_mismatch=cfg.large.allow_latent_mismatch,
                           **{k: v for k, v in OmegaConf.to_container(s).items() if k != "batch_size"})
