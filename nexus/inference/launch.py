@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from nexus.export import as_export
 from nexus.inference.module import BridgeModule
 from nexus.inference.prompts import load_prompts
-from nexus.models.loading import WAN_LAYOUT, check_folder
+from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder
 from nexus.models.tiny import ensure_tiny_models
 
 LARGE_LAYOUT = {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)}
@@ -28,6 +28,8 @@ def sample(cfg: DictConfig) -> list[str]:
         check_folder("paths.large", p.large, LARGE_LAYOUT, env="NEXUS_WAN_LARGE_PATH")
     s = cfg.sampling
     export = as_export(cfg.small.export, Path(cfg.out_dir) / ".stage1") if need_small and cfg.small.export else None
+    if export is not None:      # the connector reads the VLM it was trained with
+        check_folder("paths.vlm", p.vlm, VLM_LAYOUT, env="NEXUS_VLM_PATH")
     module = BridgeModule(p.small, p.large, cfg.out_dir, export=str(export) if export else None,
                           vlm_path=p.vlm, bridge=OmegaConf.to_container(cfg.bridge),
                           allow_latent_mismatch=cfg.large.allow_latent_mismatch,
