@@ -9,6 +9,8 @@ corrupt-sample accounting) plugs in behind the same batch format:
 from __future__ import annotations
 
 import json
+import logging
+import random
 
 import lightning as L
 import numpy as np
@@ -17,12 +19,14 @@ import torch.nn.functional as F
 from safetensors.torch import load as load_safetensors
 from torch.utils.data import DataLoader
 
+from nexus.data.clips import STARTS, clip_indices
 from nexus.data.shards import ShardIndex, expand_shards
-from nexus.data.stream import SampleStream
+from nexus.data.stream import Bucket, SampleStream
 from nexus.data.video import decode_mp4
 from nexus.shapes import check_clip_shape
 
 KINDS = ("raw", "features")
+log = logging.getLogger(__name__)
 
 
 def resize_center_crop(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
@@ -39,19 +43,49 @@ def resize_center_crop(frames: np.ndarray, height: int, width: int) -> torch.Ten
 
 
 class DecodedShards(torch.utils.data.Dataset):
-    def __init__(self, index: ShardIndex, kind: str, num_frames: int, height: int, width: int):
+    """Samples of the shards, decoded: a clip of num_frames at target_fps (PyAV, in the loader's workers),
+    resized and centre-cropped, scaled to [-1, 1] last; or the precomputed features. `fetch` returns None for a
+    sample that cannot be used (logged once), which the stream replaces and counts."""
+
+    def __init__(self, index: ShardIndex, kind: str, num_frames: int, height: int, width: int,
+                 target_fps: float | None = None, start: str = "random", seed: int = 0):
         self.index, self.kind, self.shape = index, kind, (num_frames, height, width)
+        self.target_fps, self.start, self.seed = target_fps, start, seed
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
+        return self.load(i, self.shape, 0)
+
+    def fetch(self, i: int, bucket: Bucket | None = None, position: int = 0) -> dict | None:
+        shape = (bucket.num_frames, bucket.height, bucket.width) if bucket else self.shape
+        try:
+            return self.load(i, shape, position)
+        except Exception as e:        # corrupt mp4, truncated shard, missing member: skip, never kill the run
+            log.warning("skipping sample %d of %s: %s: %s", i, self.index.urls[self.index._samples[i][0]],
+                        type(e).__name__, e)
+            return None
+
+    def load(self, i: int, shape: tuple[int, int, int], position: int) -> dict:
         s = self.index[i]
         meta = json.loads(s["json"]) if "json" in s else {}
         out = {"key": s["__key__"], "caption": meta.get("caption", "")}
+        if not out["caption"].strip():
+            raise ValueError("empty caption")     # CFG dropout makes its own empty prompts; this one is a data error
         if self.kind == "raw":
-            t, h, w = self.shape
-            out["video"] = resize_center_crop(decode_mp4(s["mp4"], num_frames=t), h, w)
+            t, h, w = shape
+            rng = random.Random(self.seed * 1_000_003 + position)     # a new start each pass, reproducibly
+            total = meta.get("num_frames")      # known from the shard's json: decode only up to the clip's end
+            frames = None if total else decode_mp4(s["mp4"])
+            total = total or len(frames)
+            idx = clip_indices(total, t, meta.get("fps"), self.target_fps, self.start, rng)
+            if idx is None:
+                raise ValueError(f"{total} frames at {meta.get('fps')} fps are too short for {t} frames "
+                                 f"at {self.target_fps} fps")
+            if frames is None:
+                frames = decode_mp4(s["mp4"], num_frames=idx[-1] + 1)
+            out["video"] = resize_center_crop(frames[idx], h, w)
         else:
             feats = load_safetensors(s["features.safetensors"])
             out.update(latents=feats["latents"], umt5=feats["umt5"], vlm=feats["vlm"])
@@ -74,22 +108,52 @@ def collate(samples: list[dict]) -> dict:
 
 class ShardDataModule(L.LightningDataModule):
     def __init__(self, shards: str | list[str], kind: str = "raw", num_frames: int = 81, height: int = 480,
-                 width: int = 832, batch_size: int = 1, num_workers: int = 4, seed: int = 0, shuffle: bool = True):
+                 width: int = 832, batch_size: int = 1, num_workers: int = 4, seed: int = 0, shuffle: bool = True,
+                 target_fps: float | None = None, start: str = "random", buckets: list[dict] | None = None,
+                 max_bad_fraction: float = 0.01, bad_check_after: int = 200):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"data.kind={kind!r}: choose one of {KINDS}")
+        if start not in STARTS:
+            raise ValueError(f"data.start={start!r}: choose one of {STARTS}")
         check_clip_shape(num_frames, height, width)
+        self.buckets = [Bucket(**b) for b in buckets] if buckets else None
+        for b in self.buckets or []:
+            check_clip_shape(b.num_frames, b.height, b.width, where="data.buckets")
         self.shards, self.kind, self.shape = shards, kind, (num_frames, height, width)
         self.batch_size, self.num_workers, self.seed, self.shuffle = batch_size, num_workers, seed, shuffle
+        self.target_fps, self.start = target_fps, start
+        self.max_bad_fraction, self.bad_check_after = max_bad_fraction, bad_check_after
         self.urls = expand_shards(shards)      # fails here, before any model loads, if nothing matches
         self.dataset: DecodedShards | None = None
+        self.samples_seen = self.bad_samples = 0     # saved in checkpoints (state_dict)
 
     def setup(self, stage: str) -> None:
         if self.dataset is None:
-            index = ShardIndex(self.urls)
+            index = ShardIndex(self.urls, on_error="skip")
+            for url, why in index.bad_shards:
+                log.warning("unreadable shard %s (%s): using the samples indexed before the damage", url, why)
             if len(index) == 0:
                 raise ValueError(f"data.shards={self.shards!r} hold no samples")
-            self.dataset = DecodedShards(index, self.kind, *self.shape)
+            self.dataset = DecodedShards(index, self.kind, *self.shape, self.target_fps, self.start, self.seed)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Count replaced samples; stop (say why) once their share passes data.max_bad_fraction."""
+        if isinstance(batch, dict) and "bad_samples" in batch:
+            self.samples_seen += len(batch["key"])
+            self.bad_samples += int(batch["bad_samples"])
+            total = self.samples_seen + self.bad_samples
+            if total >= self.bad_check_after and self.bad_samples / total > self.max_bad_fraction:
+                raise RuntimeError(f"{self.bad_samples} of {total} samples read so far could not be used "
+                                   f"({self.bad_samples / total:.1%} > data.max_bad_fraction={self.max_bad_fraction}):"
+                                   f" check the shards (warnings above name them) or raise data.max_bad_fraction")
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"samples_seen": self.samples_seen, "bad_samples": self.bad_samples}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.samples_seen, self.bad_samples = state["samples_seen"], state["bad_samples"]
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
@@ -97,6 +161,6 @@ class ShardDataModule(L.LightningDataModule):
         start = trainer.global_step * trainer.accumulate_grad_batches if trainer else 0
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         stream = SampleStream(self.dataset, self.batch_size, collate, seed=self.seed, shuffle=self.shuffle,
-                              rank=rank, world_size=world, start_batch=start)
+                              rank=rank, world_size=world, start_batch=start, buckets=self.buckets)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

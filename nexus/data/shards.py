@@ -90,12 +90,22 @@ class ShardIndex:
     once; __getitem__ opens the shard, seeks and reads, keeping no file handle, so it is safe to use from
     forked DataLoader workers."""
 
-    def __init__(self, urls: str | os.PathLike | Iterable[str | os.PathLike]):
+    def __init__(self, urls: str | os.PathLike | Iterable[str | os.PathLike], on_error: str = "raise"):
+        """on_error="skip": an unreadable or truncated shard is reported in `bad_shards` (with the reason) and
+        whatever samples were indexed before the damage are kept, instead of failing a long run."""
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error={on_error!r}: choose 'raise' or 'skip'")
         self.urls = [os.fspath(urls)] if isinstance(urls, (str, os.PathLike)) else [os.fspath(u) for u in urls]
         # per sample: (url index, key, {ext: (offset of data, size)})
         self._samples: list[tuple[int, str, dict[str, tuple[int, int]]]] = []
+        self.bad_shards: list[tuple[str, str]] = []
         for u, url in enumerate(self.urls):
-            self._scan(u, url)
+            try:
+                self._scan(u, url)
+            except (OSError, ValueError, EOFError, tarfile.TarError) as e:
+                if on_error == "raise":
+                    raise
+                self.bad_shards.append((url, f"{type(e).__name__}: {e}"))
 
     def _scan(self, u: int, url: str) -> None:
         try:

@@ -135,6 +135,9 @@ class AlignmentModule(L.LightningModule):
                 f"non-finite loss ({loss.item()}) at step {self.global_step}: training stopped. The last good "
                 f"checkpoint is kept ({ckpt}); lower the learning rate or check the data, then rerun to resume.")
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size(batch))
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "bad_samples"):      # corrupt samples skipped so far (replaced)
+            self.log("data/bad_samples", float(dm.bad_samples), batch_size=batch_size(batch))
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:

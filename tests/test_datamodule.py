@@ -1,0 +1,124 @@
+"""Clip sampling, buckets and corrupt-input handling of the stage-1 DataModule."""
+import io
+import json
+import random
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from nexus.data.clips import clip_indices
+from nexus.data.datamodule import ShardDataModule
+from nexus.data.shards import ShardIndex, write_shards
+from nexus.data.stream import Bucket, SampleStream
+from nexus.data.video import encode_mp4
+
+
+def test_clip_indices_by_hand():
+    assert clip_indices(20, 5, start="fixed") == [0, 1, 2, 3, 4]
+    assert clip_indices(30, 5, 32, 16, start="fixed") == [0, 2, 4, 6, 8]           # 32 -> 16 fps: every 2nd
+    assert clip_indices(30, 5, 30, 16, start="fixed") == [0, 2, 4, 6, 8]           # stride 1.875, rounded
+    assert clip_indices(30, 9, 30, 16, start="fixed") == [0, 2, 4, 6, 8, 9, 11, 13, 15]
+    assert clip_indices(8, 5, 32, 16) is None                                       # needs 9 frames
+    starts = {clip_indices(40, 5, 32, 16, rng=random.Random(s))[0] for s in range(50)}
+    assert min(starts) >= 0 and max(starts) <= 40 - 1 - 8 and len(starts) > 10     # random starts that fit
+    with pytest.raises(ValueError, match="data.start='middle'"):
+        clip_indices(10, 5, start="middle")
+
+
+def counting_clip(n, value_step=6, size=32):
+    """Frame k is a flat grey of brightness 10 + value_step * k: the decoded clip tells which frames it holds."""
+    return np.stack([np.full((size, size, 3), 10 + value_step * k, np.uint8) for k in range(n)])
+
+
+def write(tmp_path, samples, name="shard"):
+    return write_shards(samples, tmp_path, prefix=name, maxcount=64)
+
+
+def sample(key, frames, fps=32, caption="a grey square"):
+    return {"__key__": key, "mp4": encode_mp4(frames, fps),
+            "json": {"caption": caption, "fps": fps, "num_frames": len(frames)}}
+
+
+def test_fps_sampling_and_value_range(tmp_path):
+    write(tmp_path, [sample("a", counting_clip(33))])
+    dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, batch_size=1, num_workers=0,
+                         target_fps=16, start="fixed")
+    dm.setup("fit")
+    video = dm.dataset[0]["video"]
+    assert video.shape == (3, 5, 16, 16) and video.dtype == torch.float32
+    assert video.min() >= -1 and video.max() <= 1
+    levels = ((video[0].mean((1, 2)) + 1) * 127.5).tolist()
+    assert levels == pytest.approx([10 + 6 * k for k in (0, 2, 4, 6, 8)], abs=3)   # every 2nd frame: 32 -> 16 fps
+
+
+def test_buckets_never_mix_shapes_and_agree_across_ranks(tmp_path):
+    write(tmp_path, [sample(f"{i:03d}", counting_clip(9)) for i in range(12)])
+    buckets = [{"num_frames": 5, "height": 16, "width": 16, "batch_size": 3, "weight": 1.0},
+               {"num_frames": 9, "height": 32, "width": 16, "batch_size": 1, "weight": 1.0}]
+    dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, num_workers=0, buckets=buckets)
+    dm.setup("fit")
+    shapes = {(5, 16, 16): 3, (9, 32, 16): 1}
+    streams = [SampleStream(dm.dataset, 1, __import__("nexus.data.datamodule", fromlist=["collate"]).collate,
+                            rank=r, world_size=2, buckets=dm.buckets) for r in range(2)]
+    its = [iter(s) for s in streams]
+    seen_shapes = set()
+    for _ in range(10):
+        a, b = next(its[0]), next(its[1])
+        sa, sb = tuple(a["video"].shape[2:]), tuple(b["video"].shape[2:])
+        assert sa == sb and a["video"].shape[0] == shapes[sa]          # one shape per batch, on every rank
+        seen_shapes.add(sa)
+    assert seen_shapes == set(shapes)
+    # the two ranks' positions in the global order tile it without overlap (so within a pass, no sample twice)
+    pos = []
+    for b in range(10):
+        for s in streams:
+            _, first, size = s.plan(b)
+            pos += list(range(first, first + size))
+    assert sorted(pos) == list(range(len(pos)))
+    # resuming at batch 4 continues exactly where an unbroken stream was
+    full = [s["key"] for s in __import__("itertools").islice(iter(streams[0]), 7)]
+    resumed = SampleStream(dm.dataset, 1, streams[0].collate, rank=0, world_size=2, buckets=dm.buckets, start_batch=4)
+    assert [s["key"] for s in __import__("itertools").islice(iter(resumed), 3)] == full[4:]
+
+
+def test_corrupt_samples_are_skipped_and_counted(tmp_path, caplog):
+    good = [sample(f"g{i}", counting_clip(9)) for i in range(6)]
+    truncated = sample("trunc", counting_clip(9))
+    truncated["mp4"] = truncated["mp4"][: len(truncated["mp4"]) // 3]
+    not_video = {"__key__": "text", "mp4": b"this is not a video", "json": {"caption": "x", "fps": 32}}
+    empty = sample("empty", counting_clip(9), caption="")
+    write(tmp_path, good[:3] + [truncated, not_video, empty] + good[3:])
+    dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, batch_size=3, num_workers=0,
+                         shuffle=False, start="fixed", bad_check_after=1000)
+    dm.setup("fit")
+    from nexus.data.datamodule import collate
+    it = iter(SampleStream(dm.dataset, 3, collate, shuffle=False))
+    batches = [next(it) for _ in range(3)]
+    keys = [k for b in batches for k in b["key"]]
+    assert not {"trunc", "text", "empty"} & set(keys)
+    assert all(b["video"].shape == (3, 3, 5, 16, 16) for b in batches)    # batches keep their size
+    # every failed read is counted (a replacement may itself land on a bad sample and be retried)
+    failed = caplog.text.count("skipping sample")
+    assert batches[0]["bad_samples"] == 0 and batches[1]["bad_samples"] >= 3
+    assert sum(b["bad_samples"] for b in batches) == failed
+    assert "empty caption" in caplog.text
+    for b in batches:
+        dm.on_after_batch_transfer(b, 0)
+    assert (dm.samples_seen, dm.bad_samples) == (9, failed)
+    assert dm.state_dict() == {"samples_seen": 9, "bad_samples": failed}
+    dm.bad_check_after, dm.max_bad_fraction = 1, 0.2
+    with pytest.raises(RuntimeError, match=rf"{failed} of {failed + 12} samples .* > data.max_bad_fraction=0.2"):
+        dm.on_after_batch_transfer(batches[0] | {"bad_samples": 0}, 0)
+
+
+def test_truncated_shard_is_reported_not_fatal(tmp_path):
+    (path,) = write(tmp_path, [sample(f"{i}", counting_clip(9)) for i in range(4)])
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2 + 100])
+    with pytest.raises((tarfile.TarError, OSError, ValueError, EOFError)):
+        ShardIndex([path])
+    index = ShardIndex([path], on_error="skip")
+    assert index.bad_shards and index.bad_shards[0][0] == path
+    assert 0 < len(index) < 4
