@@ -46,7 +46,9 @@ def test_fps_sampling_and_value_range(tmp_path):
     dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, batch_size=1, num_workers=0,
                          target_fps=16, start="fixed")
     dm.setup("fit")
-    video = dm.dataset[0]["video"]
+    raw = dm.dataset[0]["video"]
+    assert raw.shape == (5, 16, 16, 3) and raw.dtype == torch.uint8          # uint8 through the workers
+    video = dm.on_after_batch_transfer({"video": raw[None], "key": ["a"]}, 0)["video"][0]
     assert video.shape == (3, 5, 16, 16) and video.dtype == torch.float32
     assert video.min() >= -1 and video.max() <= 1
     levels = ((video[0].mean((1, 2)) + 1) * 127.5).tolist()
@@ -66,7 +68,7 @@ def test_buckets_never_mix_shapes_and_agree_across_ranks(tmp_path):
     seen_shapes = set()
     for _ in range(10):
         a, b = next(its[0]), next(its[1])
-        sa, sb = tuple(a["video"].shape[2:]), tuple(b["video"].shape[2:])
+        sa, sb = tuple(a["video"].shape[1:4]), tuple(b["video"].shape[1:4])
         assert sa == sb and a["video"].shape[0] == shapes[sa]          # one shape per batch, on every rank
         seen_shapes.add(sa)
     assert seen_shapes == set(shapes)
@@ -98,7 +100,7 @@ def test_corrupt_samples_are_skipped_and_counted(tmp_path, caplog):
     batches = [next(it) for _ in range(3)]
     keys = [k for b in batches for k in b["key"]]
     assert not {"trunc", "text", "empty"} & set(keys)
-    assert all(b["video"].shape == (3, 3, 5, 16, 16) for b in batches)    # batches keep their size
+    assert all(b["video"].shape == (3, 5, 16, 16, 3) for b in batches)    # batches keep their size
     # every failed read is counted (a replacement may itself land on a bad sample and be retried)
     failed = caplog.text.count("skipping sample")
     assert batches[0]["bad_samples"] == 0 and batches[1]["bad_samples"] >= 3

@@ -3,7 +3,8 @@ features (features.safetensors + json). Batches come from a deterministic, resum
 resumed run continues with the samples it had not yet seen. The full pipeline (fps sampling, buckets,
 corrupt-sample accounting) plugs in behind the same batch format:
 
-  raw:      {"video": (B, 3, T, H, W) float in [-1, 1], "caption": [str], "key": [str]}
+  raw:      {"video": uint8 (B, T, H, W, 3) from the loader, float (B, 3, T, H, W) in [-1, 1] on the device,
+             "caption": [str], "key": [str]}
   features: {"latents": (B, 16, F, h, w), "umt5": [(T_i, 4096)], "vlm": [(L_i, d)], "caption", "key"}
 """
 from __future__ import annotations
@@ -17,12 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load as load_safetensors
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, get_worker_info
 
 from nexus.data.clips import STARTS, clip_indices
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.stream import Bucket, SampleStream
-from nexus.data.video import decode_mp4
+from nexus.data.video import decode_mp4, iter_frames
+from nexus.models.codec import to_model_video
 from nexus.shapes import check_clip_shape
 
 KINDS = ("raw", "features")
@@ -30,16 +32,37 @@ log = logging.getLogger(__name__)
 
 
 def resize_center_crop(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """uint8 (T, H0, W0, 3) -> float (3, T, height, width) in [-1, 1]: scale to cover, then centre crop."""
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()          # (T, 3, H0, W0)
-    h0, w0 = x.shape[-2:]
+    """uint8 (T, H0, W0, 3) -> uint8 (T, height, width, 3): scale to cover, then centre crop. Clips stay uint8
+    and channels-last through the workers (a 81x480x832 clip is 97 MB, not 388 MB as float; no transpose
+    copy) and become (3, T, H, W) in [-1, 1] on the training device (nexus.models.codec.to_model_video)."""
+    x = torch.from_numpy(frames)
+    h0, w0 = x.shape[1:3]
     scale = max(height / h0, width / w0)
     size = (max(height, round(h0 * scale)), max(width, round(w0 * scale)))
     if size != (h0, w0):
-        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", antialias=True,
+                          align_corners=False).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     top, left = (size[0] - height) // 2, (size[1] - width) // 2
-    x = x[..., top: top + height, left: left + width]
-    return (x / 127.5 - 1.0).clamp(-1, 1).permute(1, 0, 2, 3).contiguous()
+    if (top, left, x.shape[1], x.shape[2]) == (0, 0, height, width):
+        return x if x.is_contiguous() else x.contiguous()
+    return x[:, top: top + height, left: left + width].contiguous()
+
+
+def worker_buffer(shape: tuple, dtype=torch.uint8) -> torch.Tensor:
+    """An empty tensor, in shared memory when made in a DataLoader worker: handing it to the main process
+    then costs no copy (a 81x480x832 clip is 97 MB)."""
+    buf = torch.empty(shape, dtype=dtype)
+    return buf.share_memory_() if get_worker_info() is not None else buf
+
+
+def decode_into(data: bytes, start: int, num_frames: int, height: int, width: int) -> torch.Tensor:
+    """Decode frames [start, start + num_frames) of a height x width clip straight into one uint8 buffer."""
+    buf = worker_buffer((num_frames, height, width, 3))
+    for k, frame in enumerate(iter_frames(data, num_frames, start)):
+        if frame.shape[:2] != (height, width):
+            raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]}, the shard's json says {width}x{height}")
+        buf[k] = torch.from_numpy(frame)
+    return buf
 
 
 class DecodedShards(torch.utils.data.Dataset):
@@ -83,9 +106,13 @@ class DecodedShards(torch.utils.data.Dataset):
             if idx is None:
                 raise ValueError(f"{total} frames at {meta.get('fps')} fps are too short for {t} frames "
                                  f"at {self.target_fps} fps")
+            consecutive = idx == list(range(idx[0], idx[0] + len(idx)))
+            if frames is None and consecutive and (meta.get("height"), meta.get("width")) == (h, w):
+                out["video"] = decode_into(s["mp4"], idx[0], t, h, w)     # the common case: no extra copy
+                return out
             if frames is None:
                 frames = decode_mp4(s["mp4"], num_frames=idx[-1] + 1)
-            out["video"] = resize_center_crop(frames[idx], h, w)
+            out["video"] = resize_center_crop(frames[idx[0]: idx[-1] + 1] if consecutive else frames[idx], h, w)
         else:
             feats = load_safetensors(s["features.safetensors"])
             out.update(latents=feats["latents"], umt5=feats["umt5"], vlm=feats["vlm"])
@@ -94,8 +121,10 @@ class DecodedShards(torch.utils.data.Dataset):
 
 def collate(samples: list[dict]) -> dict:
     out = {"key": [s["key"] for s in samples], "caption": [s["caption"] for s in samples]}
-    if "video" in samples[0]:
-        out["video"] = torch.stack([s["video"] for s in samples])
+    if "video" in samples[0]:    # one clip: a view, not a copy (97 MB at 81x480x832); several: into shared memory
+        clips = [s["video"] for s in samples]
+        out["video"] = clips[0][None] if len(clips) == 1 else torch.stack(clips, out=worker_buffer((len(clips),
+                                                                                                     *clips[0].shape)))
     else:
         shapes = {tuple(s["latents"].shape) for s in samples}
         if len(shapes) > 1:
@@ -138,7 +167,10 @@ class ShardDataModule(L.LightningDataModule):
             self.dataset = DecodedShards(index, self.kind, *self.shape, self.target_fps, self.start, self.seed)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Count replaced samples; stop (say why) once their share passes data.max_bad_fraction."""
+        """On the device: uint8 video -> [-1, 1]. Count replaced samples; stop (say why) once their share
+        passes data.max_bad_fraction."""
+        if isinstance(batch, dict) and batch.get("video") is not None:
+            batch["video"] = to_model_video(batch["video"])
         if isinstance(batch, dict) and "bad_samples" in batch:
             self.samples_seen += len(batch["key"])
             self.bad_samples += int(batch["bad_samples"])

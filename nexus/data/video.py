@@ -37,27 +37,32 @@ def encode_mp4(frames: np.ndarray, fps: int = 16) -> bytes:
     return buf.getvalue()
 
 
-def decode_mp4(data: bytes | str, num_frames: int | None = None, start: int = 0) -> np.ndarray:
-    """mp4 bytes or path -> uint8 (T, H, W, 3) RGB; frames [start, start + num_frames) when num_frames is given."""
+def iter_frames(data: bytes | str, num_frames: int | None = None, start: int = 0) -> Iterator[np.ndarray]:
+    """Yield uint8 (H, W, 3) RGB frames [start, start + num_frames) (all from start when num_frames is None);
+    ValueError when the clip ends first."""
     if start < 0 or (num_frames is not None and num_frames < 1):
         raise ValueError(f"need start >= 0 and num_frames >= 1, got start={start}, num_frames={num_frames}")
     stop = None if num_frames is None else start + num_frames
     source = BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else os.fspath(data)
-    frames, seen = [], 0
+    seen = 0
     with av.open(source, "r") as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
             if seen >= start:
-                frames.append(frame.to_ndarray(format="rgb24"))
+                yield frame.to_ndarray(format="rgb24")
             seen += 1
             if stop is not None and seen >= stop:
-                break  # don't decode the rest of a long clip
+                return  # don't decode the rest of a long clip
     if stop is not None and seen < stop:
         raise ValueError(f"clip has {seen} frames, fewer than start + num_frames = {start} + {num_frames}")
-    if not frames:
+    if seen <= start:
         raise ValueError(f"clip has {seen} frames, none from start={start}")
-    return np.stack(frames)
+
+
+def decode_mp4(data: bytes | str, num_frames: int | None = None, start: int = 0) -> np.ndarray:
+    """mp4 bytes or path -> uint8 (T, H, W, 3) RGB; frames [start, start + num_frames) when num_frames is given."""
+    return np.stack(list(iter_frames(data, num_frames, start)))
 
 
 @contextlib.contextmanager
