@@ -58,10 +58,11 @@ def worker_buffer(shape: tuple, dtype=torch.uint8) -> torch.Tensor:
 def decode_into(data: bytes, start: int, num_frames: int, height: int, width: int) -> torch.Tensor:
     """Decode frames [start, start + num_frames) of a height x width clip straight into one uint8 buffer."""
     buf = worker_buffer((num_frames, height, width, 3))
+    view = buf.numpy()              # numpy's frame copy is about twice as fast as torch's per-frame copy_ here
     for k, frame in enumerate(iter_frames(data, num_frames, start)):
         if frame.shape[:2] != (height, width):
             raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]}, the shard's json says {width}x{height}")
-        buf[k] = torch.from_numpy(frame)
+        view[k] = frame
     return buf
 
 
