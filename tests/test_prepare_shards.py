@@ -174,3 +174,32 @@ def test_cli(tmp_path, videos):
     assert r.returncode == 0, r.stderr
     assert "rows 11: good 7, bad 4" in r.stdout and "written 1" in r.stdout
     assert len(read_samples(tmp_path / "out")) == 7
+
+
+def test_prepared_shards_feed_the_datamodule(tmp_path, videos):
+    """Folder of mp4s -> prepare_shards -> ShardDataModule: shapes, dtype, range, frame count, fps sampling."""
+    import torch
+    from nexus.data.datamodule import ShardDataModule
+    from nexus.data.stream import SampleStream
+    d, rows = videos
+    # a 16 fps clip of 17 frames whose frame k has brightness 10 + 12 k
+    ramp = np.stack([np.full((32, 48, 3), 10 + 12 * k, np.uint8) for k in range(17)])
+    write_mp4(d / "ramp.mp4", ramp, fps=16)
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"path": "ramp.mp4", "caption": "a ramp of greys"}] + rows[:4])
+    prepare_shards(d, manifest, tmp_path / "shards", progress=False)
+    dm = ShardDataModule(f"{tmp_path}/shards/*.tar", num_frames=5, height=32, width=32, batch_size=1,
+                         num_workers=0, target_fps=8, start="fixed", shuffle=False)   # 16 -> 8 fps: every 2nd frame
+    dm.setup("fit")
+    batch = next(iter(SampleStream(dm.dataset, 1, __import__("nexus.data.datamodule", fromlist=["collate"]).collate,
+                                   shuffle=False)))
+    assert batch["caption"] == ["a ramp of greys"] and batch["bad_samples"] == 0
+    assert batch["video"].shape == (1, 5, 32, 32, 3) and batch["video"].dtype == torch.uint8   # 48 wide: cropped
+    video = dm.on_after_batch_transfer(batch, 0)["video"]
+    assert video.shape == (1, 3, 5, 32, 32) and video.min() >= -1 and video.max() <= 1
+    levels = ((video[0, 0].mean((1, 2)) + 1) * 127.5).tolist()
+    assert levels == pytest.approx([10 + 12 * k for k in (0, 2, 4, 6, 8)], abs=3)
+    # the four other clips are too short for 5 frames at 8 fps from 16 fps (that needs 9): unusable
+    dm2 = ShardDataModule(f"{tmp_path}/shards/*.tar", num_frames=5, height=32, width=32, num_workers=0,
+                          target_fps=8, start="fixed")
+    dm2.setup("fit")
+    assert sum(dm2.dataset.fetch(i) is None for i in range(len(dm2.dataset))) == 4    # 5-8 frames < 9 needed
