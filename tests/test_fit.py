@@ -120,15 +120,14 @@ def test_wandb_offline_and_resumed_under_one_id(tmp_path, tiny_models, tiny_shar
 
 def test_precomputed_features_train_like_raw_clips(tmp_path, tiny_models, tiny_shards):
     """Same data, seed and steps: training from precomputed features gives the raw-clip run's losses."""
-    from nexus.data.features import precompute_features
-    from nexus.models.encoders import FrozenEncoders
-    enc = FrozenEncoders.load(tiny_models["wan"], tiny_models["vlm"])
+    from nexus.data.precompute import precompute
     feats = tmp_path / "features"
-    precompute_features(tiny_shards, enc, feats, 9, 32, 32)
+    precompute(tiny_shards, feats, tiny_models["wan"], tiny_models["vlm"], 9, 32, 32, batch_size=4,
+               accelerator="cpu", num_workers=0, progress=False)
     assert (feats / "null.safetensors").is_file()
     common = ["trainer.max_steps=3", "model.warmup_steps=1"]
     fit(compose_fit(*tiny_overrides(tmp_path, tiny_models, tiny_shards, "run.name=raw", *common)))
-    cfg = compose_fit(*tiny_overrides(tmp_path, tiny_models, f"{feats}/shard-*.tar", "run.name=feat", "data.kind=features",
+    cfg = compose_fit(*tiny_overrides(tmp_path, tiny_models, f"{feats}/*.tar", "run.name=feat", "data.kind=features",
                                       f"model.null_features={feats}/null.safetensors", "paths.vlm=/nowhere", *common))
     t = fit(cfg)
     assert t.lightning_module.encoders is None          # nothing but the trained parts in memory
