@@ -1,0 +1,1 @@
+"""VBench-style metrics (torchmetrics) and, later, VR-Bench scoring."""
