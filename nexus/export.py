@@ -19,8 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nexus.models.connector import ConnectorConfig
+from nexus.models.loading import DTYPES
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -25,11 +25,11 @@ from nexus.data.datamodule import DecodedShards
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.video import atomic_write
 from nexus.models.encoders import FrozenEncoders, save_null_features
+from nexus.models.loading import DTYPES
 from nexus.models.understanding import INSTRUCTION
 
 # bump when the encoding itself changes (posterior mode, normalisation, prompt handling): old keys then miss
 ENCODER_ID = "nexus.precompute/v1: wan-vae posterior mode, normalised; umt5 last hidden; vlm hidden states"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 INDEX = "index.jsonl"
 _SHARD = re.compile(r"^features-r(\d+)-(\d{6})\.tar$")
 

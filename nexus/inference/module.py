@@ -25,12 +25,11 @@ from nexus.models import codec
 from nexus.models.conditioning import pad_tokens, small_context
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.latent_space import check_latent_space
-from nexus.models.loading import read_config
+from nexus.models.loading import DTYPES, read_config
 from nexus.models.understanding import INSTRUCTION
 from nexus.shapes import check_clip_shape, latent_shape
 from nexus.upfb.sampler import BridgeConfig, Side, sample
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SCHEDULERS = ("unipc", "euler")
 
 
@@ -141,12 +140,12 @@ class BridgeModule(L.LightningModule):
         hp = self.hparams
         Path(hp.out_dir).mkdir(parents=True, exist_ok=True)
         cs, cs0, cl, cl0 = self.contexts([p.text for p in todo])
-        written = []
+        written, boundary = [], self.boundary_ratio()
         for i, p in enumerate(todo):
             g = torch.Generator().manual_seed(prompt_seed(hp.seed, p.id))
             z = torch.randn(1, *latent_shape(hp.num_frames, hp.height, hp.width), generator=g).to(self.device)
             small = Side(self.small, cs[i:i + 1], cs0, hp.guidance_small) if self.small is not None else None
-            large = Side(self.large, cl[i:i + 1], cl0, hp.guidance_large, self.large_2, self.boundary_ratio(),
+            large = Side(self.large, cl[i:i + 1], cl0, hp.guidance_large, self.large_2, boundary,
                          hp.guidance_large_2) if self.large is not None else None
             z = sample(z, make_scheduler(hp.scheduler, hp.shift), hp.num_steps, self.bridge_config, small, large,
                        progress=hp.progress)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}   # config names -> torch dtypes
+
 # what each folder must hold; the first file of each tuple that exists satisfies it
 WAN_LAYOUT = {
     "transformer": ("transformer/config.json",),

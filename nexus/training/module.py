@@ -15,13 +15,12 @@ from nexus import flow
 from nexus.models.conditioning import pad_tokens, small_context
 from nexus.models.connector import ConnectorConfig, OmniConnector
 from nexus.models.encoders import FrozenEncoders, load_null_features
-from nexus.models.loading import load_transformer
+from nexus.models.loading import DTYPES, load_transformer
 from nexus.models.understanding import INSTRUCTION
 from nexus.training.callbacks import batch_latent_tokens, batch_size
 from nexus.training.flops import train_flops_per_sample
 
 GENERATOR_TRAIN = ("full", "lora", "frozen")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLossError(RuntimeError):
