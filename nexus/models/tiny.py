@@ -89,21 +89,23 @@ def _build_wan_large(out: Path) -> None:
         shutil.copytree(small / part, out / part)
 
 
+def ensure_folder(final: Path, build, seed: int = 0) -> str:
+    """Build `final` once, deterministically, through a temporary sibling renamed into place (atomic)."""
+    if not final.is_dir():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            build(tmp)
+        try:   # another rank may have finished first: keep theirs
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(final)
+
+
 def ensure_tiny_models(root: str | Path, seed: int = 0) -> dict[str, str]:
     """Build the tiny folders under `root` if absent; return {"wan": ..., "vlm": ..., "wan_large": ...}."""
     root = Path(root)
-    paths = {}
-    for name, build in (("wan", _build_wan), ("vlm", _build_vlm), ("wan_large", _build_wan_large)):
-        final = root / name
-        if not final.is_dir():
-            root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                build(tmp)
-            try:   # another rank may have finished first: keep theirs
-                os.rename(tmp, final)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-        paths[name] = str(final)
-    return paths
+    return {name: ensure_folder(root / name, build, seed)
+            for name, build in (("wan", _build_wan), ("vlm", _build_vlm), ("wan_large", _build_wan_large))}
