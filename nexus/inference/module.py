@@ -82,10 +82,7 @@ class BridgeModule(L.LightningModule):
         if export is not None:
             _check_export(export, hp.vlm_path)
         if need_large:
-            large = Path(hp.large_path)
-            self.large = WanTransformer3DModel.from_pretrained(large / "transformer", torch_dtype=dt).eval()
-            if (large / "transformer_2" / "config.json").is_file():       # Wan2.2-A14B: the low-noise expert
-                self.large_2 = WanTransformer3DModel.from_pretrained(large / "transformer_2", torch_dtype=dt).eval()
+            self.large, self.large_2 = load_large(hp.large_path, dt)
         if need_small:
             full = export / "transformer" if export is not None and (export / "transformer").is_dir() else None
             self.small = WanTransformer3DModel.from_pretrained(full or Path(hp.small_path) / "transformer",
@@ -160,6 +157,17 @@ class BridgeModule(L.LightningModule):
         if self.global_rank == 0:
             info = {k: v for k, v in self.hparams.items() if k != "bridge"} | {"bridge": asdict(self.bridge_config)}
             (Path(self.hparams.out_dir) / "sample_config.json").write_text(json.dumps(info, indent=2, default=str))
+
+
+def load_large(path: str | Path, dtype: torch.dtype):
+    """The frozen large generator: (transformer, Wan2.2-A14B's low-noise expert `transformer_2` or None)."""
+    from diffusers import WanTransformer3DModel
+    large = Path(path)
+    first = WanTransformer3DModel.from_pretrained(large / "transformer", torch_dtype=dtype).eval()
+    second = None
+    if (large / "transformer_2" / "config.json").is_file():
+        second = WanTransformer3DModel.from_pretrained(large / "transformer_2", torch_dtype=dtype).eval()
+    return first.requires_grad_(False), second.requires_grad_(False) if second is not None else None
 
 
 def _check_export(export: Path, vlm_path: str | None) -> None:

@@ -18,13 +18,26 @@ def slug(text: str, n: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n].rstrip("-") or "prompt"
 
 
+def vrbench_files(path: Path) -> list[Path]:
+    """A VR-Bench .json file, or the .json files of a folder in name order (the order ids are made unique in)."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.glob("*.json"))
+    if not files:
+        raise ValueError(f"{path}: a folder must hold VR-Bench .json files; it holds none")
+    return files
+
+
+def vrbench_entries(data, source: Path) -> list:
+    """The raw case entries of one VR-Bench file, in file order (nexus.evaluation.vrbench.cases validates them)."""
+    categories = data.values() if isinstance(data, dict) else [None]
+    if not all(isinstance(c, dict) and isinstance(c.get("prompts"), list) for c in categories):
+        raise ValueError(f"{source}: not a VR-Bench file (each top-level entry needs a 'prompts' list)")
+    return [entry for c in categories for entry in c["prompts"]]
+
+
 def _vrbench(data: dict, source: Path) -> list[Prompt]:
-    out = []
-    for category in data.values():
-        if not isinstance(category, dict) or "prompts" not in category:
-            raise ValueError(f"{source}: not a VR-Bench file (each top-level entry needs a 'prompts' list)")
-        out += [Prompt(c["id"], c["prompt_en"]) for c in category["prompts"]]
-    return out
+    return [Prompt(c["id"], c["prompt_en"]) for c in vrbench_entries(data, source)]
 
 
 def load_prompts(prompt: str | None = None, prompt_file: str | None = None) -> list[Prompt]:
@@ -36,13 +49,8 @@ def load_prompts(prompt: str | None = None, prompt_file: str | None = None) -> l
     path = Path(prompt_file)
     if not path.exists():
         raise FileNotFoundError(f"prompt_file={prompt_file}: no such file or folder")
-    if path.is_dir():
-        files = sorted(path.glob("*.json"))
-        if not files:
-            raise ValueError(f"prompt_file={prompt_file}: a folder must hold VR-Bench .json files; it holds none")
-        prompts = [p for f in files for p in _vrbench(json.loads(f.read_text()), f)]
-    elif path.suffix == ".json":
-        prompts = _vrbench(json.loads(path.read_text()), path)
+    if path.is_dir() or path.suffix == ".json":
+        prompts = [p for f in vrbench_files(path) for p in _vrbench(json.loads(f.read_text()), f)]
     elif path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         prompts = [Prompt(str(r.get("id") or f"{i:05d}-{slug(r['prompt'])}"), r["prompt"]) for i, r in enumerate(rows)]
@@ -56,9 +64,14 @@ def load_prompts(prompt: str | None = None, prompt_file: str | None = None) -> l
 
 def unique_ids(prompts: list[Prompt]) -> list[Prompt]:
     """A repeated id gets _2, _3, ... (the public VR-Bench files hold ETV_022 twice, for two different cases)."""
+    return [Prompt(i, p.text) for i, p in zip(unique_names([p.id for p in prompts]), prompts)]
+
+
+def unique_names(ids: list[str]) -> list[str]:
+    """The second `x` becomes `x_2`, the third `x_3`, ... (shared with the VR-Bench case reader)."""
     seen: dict[str, int] = {}
     out = []
-    for p in prompts:
-        seen[p.id] = seen.get(p.id, 0) + 1
-        out.append(p if seen[p.id] == 1 else Prompt(f"{p.id}_{seen[p.id]}", p.text))
+    for i in ids:
+        seen[i] = seen.get(i, 0) + 1
+        out.append(i if seen[i] == 1 else f"{i}_{seen[i]}")
     return out

@@ -19,8 +19,11 @@ VOCAB = 320
 SPECIALS = ["<pad>", "</s>", "<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
             "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "tiny" / "corpus.txt"
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+# Qwen-VL's turn format; a content list may hold images (the VR-Bench judge), a plain string renders as before
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
+                 "{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}"
+                 "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+                 "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 TRANSFORMER = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
                    out_channels=16, text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, rope_max_seq_len=32)
@@ -67,7 +70,7 @@ def _build_wan(out: Path) -> None:
 
 
 def _build_vlm(out: Path) -> None:
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
 
     tok = _tokenizer("<|endoftext|>", "<|im_end|>", t5_style=False)
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
@@ -78,6 +81,10 @@ def _build_vlm(out: Path) -> None:
                            vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False)
     Qwen2_5_VLForConditionalGeneration(cfg).save_pretrained(out)
     tok.save_pretrained(out)
+    # the image preprocessor (PIL backend: no torchvision needed), sized so a 32x32 frame is a single token
+    Qwen2VLImageProcessorPil(patch_size=VLM_VISION["patch_size"], merge_size=VLM_VISION["spatial_merge_size"],
+                             temporal_patch_size=VLM_VISION["temporal_patch_size"],
+                             min_pixels=28 * 28, max_pixels=56 * 56).save_pretrained(out)
 
 
 def _build_wan_large(out: Path) -> None:

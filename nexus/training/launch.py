@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
+from nexus.evaluation.callback import eval_callbacks
 from nexus.models.tiny import ensure_tiny_models
 from nexus.training.callbacks import AtomicCheckpointIO, StepCheckpoint, throughput_monitor
 from nexus.training.loggers import make_logger
@@ -57,7 +58,7 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     model = build(cfg.model, _convert_="all")
     strategy = build(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
-                 throughput_monitor(cfg.throughput_window), *(extra_callbacks or [])]
+                 throughput_monitor(cfg.throughput_window), *eval_callbacks(cfg, run_dir), *(extra_callbacks or [])]
     logger = make_logger(cfg.logger.kind, str(run_dir), name=f"{cfg.name}/{cfg.run.name}", project=cfg.logger.project)
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))

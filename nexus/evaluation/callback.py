@@ -1,0 +1,166 @@
+"""Periodic sample evaluation during stage 1: every N steps (and at the end) sample a fixed prompt set with the
+current small generator (strategy small_only) or with UPFB and the frozen large generator (strategy upfb),
+score the videos with the VBench-style suite, log scores, a per-prompt table and the videos, free what it used.
+
+Every rank takes part: rank r samples prompts r, r + W, ...; ranks with fewer prompts sample padding copies
+that are thrown away, so under ZeRO-3 (where every forward gathers sharded weights from all ranks) no rank
+waits on another. Scores sync through torchmetrics; videos land in <run dir>/eval/step_<N>/.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import shutil
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.distributed as dist
+
+from nexus.data.video import decode_mp4
+from nexus.evaluation.run import score_videos, suite_from_config, write_report
+from nexus.inference.module import BridgeModule, load_large
+from nexus.inference.prompts import Prompt, load_prompts
+from nexus.models.encoders import FrozenEncoders
+from nexus.models.loading import DTYPES
+
+
+def _gather(rows: list) -> list:
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, rows)
+    return [r for part in parts for r in part]
+
+
+def eval_prompts(prompts: list[str] | None, prompt_file: str | None) -> list[Prompt]:
+    if prompt_file:
+        return load_prompts(prompt_file=prompt_file)
+    if not prompts:
+        raise ValueError("eval: give eval.prompts=[...] or eval.prompt_file=<file> (or set eval.every_n_steps=0)")
+    return [Prompt(f"{i:03d}", t) for i, t in enumerate(prompts)]
+
+
+class PeriodicEval(L.Callback):
+    def __init__(self, out_dir: str, prompts: list[Prompt], every_n_steps: int = 0, at_end: bool = True,
+                 strategy: str = "small_only", large_path: str | None = None, sampling: dict | None = None,
+                 bridge: dict | None = None, metrics: dict | None = None, tiny_root: str | None = None,
+                 log_videos: int = 4):
+        if strategy not in ("small_only", "upfb"):
+            raise ValueError(f"eval.strategy={strategy!r}: choose small_only or upfb")
+        if strategy == "upfb" and not (large_path and (Path(large_path) / "transformer" / "config.json").is_file()):
+            raise FileNotFoundError(f"eval.strategy=upfb needs eval.large=<large Wan folder>; got {large_path!r}")
+        self.out_dir, self.prompts, self.every, self.at_end = Path(out_dir), prompts, every_n_steps, at_end
+        self.strategy, self.large_path, self.sampling = strategy, large_path, dict(sampling or {})
+        self.bridge, self.metrics, self.tiny_root = dict(bridge or {}), dict(metrics or {}), tiny_root
+        self.log_videos = log_videos
+        self._last = -1
+        self._encoders: FrozenEncoders | None = None      # only when training reads precomputed features
+        self.results: dict[int, dict] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every and step % self.every == 0 and step != self._last:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.at_end and trainer.global_step != self._last:
+            self.evaluate(trainer, pl_module)
+
+    # ---- one evaluation -------------------------------------------------------------------------------------
+    def _bridge(self, pl_module, out: Path) -> tuple[BridgeModule, FrozenEncoders]:
+        hp = pl_module.hparams
+        dtype = next(pl_module.transformer.parameters()).dtype
+        name = {v: k for k, v in DTYPES.items()}[dtype]
+        bm = BridgeModule(hp.wan_path, self.large_path or hp.wan_path, str(out), vlm_path=hp.vlm_path,
+                          bridge={**self.bridge, "strategy": self.strategy}, dtype=name,
+                          context_len=hp.context_len, instruction=hp.instruction, progress=False, **self.sampling)
+        enc = pl_module.encoders
+        if enc is None:           # features-mode training: the encoders are loaded here, kept on the CPU
+            if self._encoders is None:
+                self._encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path, DTYPES[hp.encoder_dtype],
+                                                     hp.instruction, "cpu")
+            enc = self._encoders
+        bm.small, bm.connector, bm.vae = pl_module.transformer, pl_module.connector, enc.vae
+        bm.encoders = dataclasses.replace(enc, vae=None)     # offloaded by the bridge between uses; VAE stays
+        if self.strategy == "upfb":
+            bm.large, bm.large_2 = load_large(self.large_path, dtype)
+            bm.large.to(pl_module.device)
+            if bm.large_2 is not None:
+                bm.large_2.to(pl_module.device)
+        bm.vae.to(pl_module.device)
+        bm._device = pl_module.device      # LightningModule.device: its parts already sit on the training device
+        return bm, enc
+
+    @torch.no_grad()
+    def evaluate(self, trainer, pl_module) -> dict:
+        self._last = step = trainer.global_step
+        out = self.out_dir / f"step_{step:08d}"
+        rank, world = trainer.global_rank, trainer.world_size
+        if rank == 0 and out.exists():
+            shutil.rmtree(out)            # a re-run of this step after a crash starts clean
+        trainer.strategy.barrier()
+        mine = self.prompts[rank::world]
+        per_rank = math.ceil(len(self.prompts) / world)
+        pads = [Prompt(f".pad-{rank}-{j}", self.prompts[0].text) for j in range(per_rank - len(mine))]
+        bm, enc = self._bridge(pl_module, out)
+        modes = (pl_module.transformer.training, pl_module.connector.training)
+        pl_module.transformer.eval()
+        pl_module.connector.eval()
+        try:
+            for p in mine + pads:         # one prompt per call: the same forwards on every rank
+                bm.predict_step([p])
+        finally:
+            pl_module.transformer.train(modes[0])
+            pl_module.connector.train(modes[1])
+            if pl_module.encoders is not None:
+                pl_module.encoders.to(pl_module.device)     # training reads them on the device again
+            else:
+                enc.to("cpu")
+            del bm
+        for p in pads:
+            bm_path = out / f"{p.id}.mp4"
+            bm_path.unlink(missing_ok=True)
+        result = self._score(trainer, pl_module, out, mine)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.results[step] = result
+        if rank == 0:
+            write_report(result, out, title=f"VBench-style scores at step {step}")
+            self._log(trainer, result, out, step)
+        trainer.strategy.barrier()
+        return result
+
+    def _score(self, trainer, pl_module, out: Path, mine: list[Prompt]) -> dict:
+        suite = suite_from_config({**self.metrics, "device": str(pl_module.device)}, self.tiny_root)
+        items = ((p.id, torch.from_numpy(decode_mp4(str(out / f"{p.id}.mp4"))), p.text) for p in mine)
+        result = score_videos(suite, items, gather=_gather if trainer.world_size > 1 else None)
+        return result | {"strategy": self.strategy}
+
+    def _log(self, trainer, result: dict, out: Path, step: int) -> None:
+        values = {f"eval/{k}": v for k, v in result["scores"].items()}
+        values |= {f"eval/vbench_{k}": v for k in ("quality", "semantic", "total")
+                   if (v := result["vbench"][k]) is not None}
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=step)
+            if type(logger).__name__ == "WandbLogger":
+                cols = ["id", "prompt", *result["scores"]]
+                logger.log_table("eval/prompts", columns=cols, data=[[r[c] for c in cols] for r in result["rows"]],
+                                 step=step)
+                shown = result["rows"][:self.log_videos]
+                if shown:
+                    logger.log_video("eval/videos", videos=[str(out / f"{r['id']}.mp4") for r in shown],
+                                     step=step, caption=[r["prompt"] for r in shown], format=["mp4"] * len(shown))
+
+
+def eval_callbacks(cfg, run_dir: Path) -> list[PeriodicEval]:
+    """The `eval:` block of a fit config -> [PeriodicEval] (or [] when eval.enabled is false). Checked before
+    any model loads: a bad prompt file or a missing large generator stops the run at once."""
+    from omegaconf import OmegaConf
+    e = cfg.get("eval")
+    if e is None or not e.enabled:
+        return []
+    c = OmegaConf.to_container(e, resolve=True)
+    return [PeriodicEval(str(run_dir / "eval"), eval_prompts(c.get("prompts"), c.get("prompt_file")),
+                         c["every_n_steps"], c["at_end"], c["strategy"], c.get("large"), c["sampling"],
+                         c.get("bridge"), c["metrics"], cfg.paths.get("tiny_models"), c.get("log_videos", 4))]

@@ -1,0 +1,120 @@
+"""Scoring videos with the VBench-style suite: one loop for a folder of mp4 files (`tools/evaluate.py`), the
+periodic evaluation callback and the checkpoint watcher; results as JSON + a Markdown table."""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nexus.data.video import atomic_write, decode_mp4
+from nexus.evaluation.suite import Suite, aggregate, build_suite
+from nexus.inference.prompts import load_prompts
+from nexus.models.loading import DTYPES
+
+
+def suite_from_config(m: DictConfig | dict, tiny_root: str | None = None) -> Suite:
+    """`metrics:` config -> Suite. With `tiny_root`, absent networks are the tiny random ones built there."""
+    m = OmegaConf.to_container(m, resolve=True) if isinstance(m, DictConfig) else dict(m)
+    networks = {k: v for k, v in (m.get("networks") or {}).items() if v}
+    if tiny_root:
+        from nexus.evaluation.tiny import ensure_tiny_eval_models
+        networks = {**ensure_tiny_eval_models(tiny_root), **networks}
+    device = m.get("device") or "auto"
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return build_suite(networks, fps=m.get("fps", 16), device=device, dtype=DTYPES[m.get("dtype", "fp32")],
+                       only=m.get("dimensions"))
+
+
+def score_videos(suite: Suite, items: Iterable[tuple[str, torch.Tensor, str]], gather=None) -> dict:
+    """items: (id, uint8 (T, H, W, 3) video, prompt). Returns the per-video rows, the means over the videos,
+    VBench's aggregation, the exact/proxy labels and the unavailable dimensions with their reasons. Across
+    processes, torchmetrics syncs the means and `gather` (this process's rows -> everyone's) joins the rows."""
+    suite.reset()
+    ids, prompts = [], []
+    for vid, video, prompt in items:
+        suite.update(video[None], [prompt])
+        ids.append(vid)
+        prompts.append(prompt)
+    if not ids and gather is None:
+        raise ValueError("no video could be scored")
+    rows = [{"id": i, "prompt": p, **s} for i, p, s in zip(ids, prompts, suite.per_video())]
+    scores = suite.compute()
+    if gather is not None:
+        rows = sorted(gather(rows), key=lambda r: r["id"])
+    return {"videos": len(rows), "scores": scores, "labels": suite.labels, "unavailable": suite.unavailable,
+            "vbench": aggregate(scores), "rows": rows}
+
+
+def prompt_from_name(stem: str) -> str:
+    """VBench names its videos '<prompt>-<n>.mp4'; underscores stand for spaces in hand-made names."""
+    return re.sub(r"-\d+$", "", stem).replace("_", " ")
+
+
+def read_folder(folder: str | Path, manifest: str | None = None, errors: list | None = None):
+    """(id, video, prompt) for each readable mp4 in `folder` (sorted); unreadable ones go to `errors`."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.mp4"))
+    if not folder.is_dir() or not files:
+        raise FileNotFoundError(f"videos={folder}: {'no mp4 files in it' if folder.is_dir() else 'no such folder'}")
+    prompts = {p.id: p.text for p in load_prompts(prompt_file=manifest)} if manifest else {}
+    from tqdm import tqdm
+    for f in tqdm(files, desc="scoring", unit="video"):
+        try:
+            video = torch.from_numpy(decode_mp4(str(f)))
+        except Exception as e:       # noqa: BLE001  PyAV raises several types; one bad file must not stop the rest
+            warnings.warn(f"skipping {f.name}: cannot decode it ({type(e).__name__}: {e})")
+            if errors is not None:
+                errors.append({"file": f.name, "error": f"{type(e).__name__}: {e}"})
+            continue
+        yield f.stem, video, prompts.get(f.stem, prompt_from_name(f.stem))
+
+
+def markdown(result: dict, title: str = "VBench-style scores") -> str:
+    lines = [f"# {title}", "", f"{result['videos']} videos.", "", "| dimension | raw | normalised | label |",
+             "|---|---|---|---|"]
+    norm = result["vbench"]["normalised"]
+    for k, v in result["scores"].items():
+        n = f"{norm[k]:.4f}" if k in norm else "-"
+        lines.append(f"| {k} | {v:.4f} | {n} | {result['labels'][k]} |")
+    for k, why in result["unavailable"].items():
+        lines.append(f"| {k} | unavailable | - | {why} |")
+    agg = result["vbench"]
+    for k in ("quality", "semantic", "total"):
+        v = agg[k]
+        lines.append(f"| **{k}** | {'-' if v is None else f'{v:.4f}'} | | "
+                     f"{'over the dimensions present' if v is not None else 'no dimension of it scored'} |")
+    cols = [k for k in result["scores"]]
+    lines += ["", "| id | prompt | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for r in result["rows"]:
+        lines.append(f"| {r['id']} | {r['prompt'][:60]} | " + " | ".join(f"{r[c]:.4f}" for c in cols) + " |")
+    if result.get("errors"):
+        lines += ["", "Not scored:"] + [f"- {e['file']}: {e['error']}" for e in result["errors"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: dict, out_dir: str | Path, name: str = "scores", title: str = "VBench-style scores"):
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / f"{name}.json") as f:
+        f.write(json.dumps(result, indent=2).encode())
+    with atomic_write(out / f"{name}.md") as f:
+        f.write(markdown(result, title).encode())
+    return out / f"{name}.json", out / f"{name}.md"
+
+
+def evaluate_folder(cfg: DictConfig) -> dict:
+    """`tools/evaluate.py`: networks checked and loaded first, then every mp4 in cfg.videos scored."""
+    suite = suite_from_config(cfg.metrics, cfg.paths.get("tiny_models"))
+    errors: list = []
+    result = score_videos(suite, read_folder(cfg.videos, cfg.get("manifest"), errors))
+    result["errors"] = errors
+    json_path, md_path = write_report(result, cfg.out)
+    print(markdown(result))
+    print(f"wrote {json_path} and {md_path}")
+    return result

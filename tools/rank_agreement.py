@@ -1,0 +1,42 @@
+"""Kendall's tau between two sets of VR-Bench scores, at the case, dimension and run level (paper App. D.2, D.6).
+
+  # two judges on the same runs (run folders named alike, e.g. runs/vrbench/{qwen,gpt}/{upfb,large_only})
+  python tools/rank_agreement.py --a runs/vrbench/qwen/upfb runs/vrbench/qwen/large_only \\
+                                 --b runs/vrbench/gpt/upfb runs/vrbench/gpt/large_only
+  # a judge against human ratings: a CSV with columns case (or id), score, and optionally run, dimension
+  python tools/rank_agreement.py --a runs/vrbench/qwen/upfb --b human.csv [--json agreement.json]
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nexus.data.video import atomic_write  # noqa: E402
+from nexus.evaluation.vrbench.agreement import agreement  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--a", nargs="+", required=True, help="scores.json / run folders / score CSVs")
+    p.add_argument("--b", nargs="+", required=True, help="the same for the other judge or the humans")
+    p.add_argument("--json", help="also write the result here")
+    args = p.parse_args(argv)
+    try:
+        result = agreement(args.a, args.b)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"rank_agreement: {e}", file=sys.stderr)
+        return 2
+    print("| level | n | Kendall tau-b | p |\n|---|---|---|---|")
+    for level, r in result.items():
+        tau, pv = ("-" if r[k] is None else f"{r[k]:.3f}" for k in ("tau", "p"))
+        print(f"| {level} | {r['n']} | {tau} | {pv} |")
+    if args.json:
+        with atomic_write(args.json) as f:
+            f.write(json.dumps(result, indent=1).encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""VR-Bench: judge videos with a local VLM and score them; compare runs (README "VR-Bench").
+
+  # judge a folder of <case id>.mp4 (e.g. tools/sample.py prompt_file=../shared/vrbench output)
+  python tools/vrbench.py evaluate --videos runs/nexus/samples/upfb --judge /models/Qwen3-VL-30B-A3B-Instruct \\
+      --out runs/vrbench/upfb [--mode generate|prob] [--only DRF,CAC_003] [--limit 10]
+  # generate the videos first through the inference module (recipes/sample overrides), into <out>/videos
+  python tools/vrbench.py evaluate --generate "recipe=nexus_wan14b small.export=exports/omni bridge.strategy=upfb" \\
+      --judge /models/Qwen3-VL-30B-A3B-Instruct --out runs/vrbench/upfb
+  # one table (Markdown + CSV) and a radar chart over several runs
+  python tools/vrbench.py report runs/vrbench/small_only runs/vrbench/large_only runs/vrbench/direct_add \\
+      runs/vrbench/upfb --out runs/vrbench/report
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nexus.evaluation.vrbench.cases import CaseError  # noqa: E402
+from nexus.evaluation.vrbench.judge import MODES  # noqa: E402
+from nexus.models.loading import DTYPES, LayoutError  # noqa: E402
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("evaluate", help="judge the videos of the VR-Bench cases and write scores")
+    e.add_argument("--cases", default="../shared/vrbench", help="VR-Bench .json file or folder")
+    e.add_argument("--videos", help="folder of <case id>.mp4 (default with --generate: <out>/videos)")
+    e.add_argument("--generate", metavar="OVERRIDES", help="sample the videos first: tools/sample.py overrides")
+    e.add_argument("--judge", default=os.environ.get("NEXUS_JUDGE_PATH"),
+                   help="local VLM folder (default $NEXUS_JUDGE_PATH), e.g. Qwen3-VL-30B-A3B-Instruct; 'tiny': the "
+                        "tiny random Qwen2.5-VL under runs/.tiny_models (smoke tests)")
+    e.add_argument("--out", required=True, help="run folder: scores.json, cases.csv, vrbench_table.md, judge_cache/")
+    e.add_argument("--mode", choices=MODES, default="generate",
+                   help="generate: reference protocol (JSON reply); prob: P(yes) per question")
+    e.add_argument("--frames", type=int, default=16)
+    e.add_argument("--max-new-tokens", type=int, default=1024)
+    e.add_argument("--dtype", choices=sorted(DTYPES), help="default bf16 on CUDA, fp32 on CPU")
+    e.add_argument("--device", help="default cuda when available, else cpu")
+    e.add_argument("--only", help="comma-separated case ids and/or dimensions, e.g. DRF,CAC_003")
+    e.add_argument("--limit", type=int, help="the first N selected cases")
+    e.add_argument("--cache", help="judge cache folder (default <out>/judge_cache); share it across runs")
+    e.add_argument("--name", help="run name in tables (default: the out folder's name)")
+    r = sub.add_parser("report", help="Markdown/CSV table and radar chart over several runs")
+    r.add_argument("runs", nargs="+", help="run folders (or their scores.json)")
+    r.add_argument("--names", help="comma-separated names, one per run (default: each run's name)")
+    r.add_argument("--out", required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "report":
+            from nexus.evaluation.vrbench.report import report
+            for path in report(args.runs, args.out, args.names.split(",") if args.names else None):
+                print(f"wrote {path}")
+            return 0
+        return evaluate(args)
+    except (LayoutError, CaseError, FileNotFoundError, ValueError) as e:
+        print(f"vrbench: {e}", file=sys.stderr)
+        return 2
+
+
+def evaluate(args) -> int:
+    import torch
+
+    from nexus.evaluation.vrbench.report import row
+    from nexus.evaluation.vrbench.run import evaluate as run
+    if not args.videos and args.generate is None:
+        raise ValueError("give --videos <folder of <case id>.mp4> or --generate '<tools/sample.py overrides>'")
+    judge = args.judge
+    if judge == "tiny":
+        from nexus.models.tiny import ensure_tiny_models
+        judge = ensure_tiny_models("runs/.tiny_models")["vlm"]
+    cuda = torch.cuda.is_available()
+    result = run(args.cases, args.videos or Path(args.out) / "videos", judge, args.out, mode=args.mode,
+                 frames=args.frames, max_new_tokens=args.max_new_tokens,
+                 dtype=args.dtype or ("bf16" if cuda else "fp32"),
+                 device=args.device or ("cuda" if cuda else "cpu"), only=args.only, limit=args.limit,
+                 cache=args.cache, generate=args.generate, name=args.name)
+    for problem in result["problems"]:
+        print(f"skipped: {problem}", file=sys.stderr)
+    summary = row(result)
+    print(f"{result['judged']} judged, {result['cached']} from cache, {len(result['problems'])} problems; "
+          f"overall {summary['Overall']}, unparsed answers {summary['unparsed']} -> {args.out}/scores.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
