@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from nexus.data.video import decode_mp4
-from nexus.evaluation.run import score_videos, suite_from_config, write_report
+from nexus.evaluation.run import logged_values, score_videos, suite_from_config, write_report
 from nexus.inference.module import BridgeModule, load_large
 from nexus.inference.prompts import Prompt, load_prompts
 from nexus.models.encoders import FrozenEncoders
@@ -138,9 +138,7 @@ class PeriodicEval(L.Callback):
         return result | {"strategy": self.strategy}
 
     def _log(self, trainer, result: dict, out: Path, step: int) -> None:
-        values = {f"eval/{k}": v for k, v in result["scores"].items()}
-        values |= {f"eval/vbench_{k}": v for k in ("quality", "semantic", "total")
-                   if (v := result["vbench"][k]) is not None}
+        values = logged_values(result)
         for logger in trainer.loggers:
             logger.log_metrics(values, step=step)
             if type(logger).__name__ == "WandbLogger":

@@ -51,6 +51,13 @@ def score_videos(suite: Suite, items: Iterable[tuple[str, torch.Tensor, str]], g
             "vbench": aggregate(scores), "rows": rows}
 
 
+def logged_values(result: dict) -> dict[str, float]:
+    """The scalars a logger gets: eval/<dimension> and eval/vbench_<quality|semantic|total> where defined."""
+    values = {f"eval/{k}": v for k, v in result["scores"].items()}
+    return values | {f"eval/vbench_{k}": result["vbench"][k] for k in ("quality", "semantic", "total")
+                     if result["vbench"][k] is not None}
+
+
 def prompt_from_name(stem: str) -> str:
     """VBench names its videos '<prompt>-<n>.mp4'; underscores stand for spaces in hand-made names."""
     return re.sub(r"-\d+$", "", stem).replace("_", " ")
