@@ -96,8 +96,11 @@ def _build_wan_large(out: Path) -> None:
         shutil.copytree(small / part, out / part)
 
 
-def ensure_folder(final: Path, build, seed: int = 0) -> str:
-    """Build `final` once, deterministically, through a temporary sibling renamed into place (atomic)."""
+def ensure_folder(final: Path, build, seed: int = 0, marker: str | None = None) -> str:
+    """Build `final` once, deterministically, through a temporary sibling renamed into place (atomic). A folder
+    built by an older version (without `marker`) is rebuilt: same seed, same weights."""
+    if marker and final.is_dir() and not (final / marker).exists():
+        shutil.rmtree(final, ignore_errors=True)
     if not final.is_dir():
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
@@ -114,5 +117,6 @@ def ensure_folder(final: Path, build, seed: int = 0) -> str:
 def ensure_tiny_models(root: str | Path, seed: int = 0) -> dict[str, str]:
     """Build the tiny folders under `root` if absent; return {"wan": ..., "vlm": ..., "wan_large": ...}."""
     root = Path(root)
-    return {name: ensure_folder(root / name, build, seed)
-            for name, build in (("wan", _build_wan), ("vlm", _build_vlm), ("wan_large", _build_wan_large))}
+    return {name: ensure_folder(root / name, build, seed, marker)
+            for name, build, marker in (("wan", _build_wan, None), ("vlm", _build_vlm, "preprocessor_config.json"),
+                                        ("wan_large", _build_wan_large, None))}
