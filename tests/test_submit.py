@@ -44,7 +44,8 @@ def test_dry_run_watch_eval_job(tmp_path):
                "eval.every=2")
     assert "#SBATCH --ntasks-per-node=1\n" in text and "#SBATCH --gpus-per-node=1\n" in text
     assert "#SBATCH --signal" not in text
-    assert f"tools/watch_eval.py \\\n    run_dir={tmp_path}/runs/omni_wan13b/first \\\n    eval.every=2" in text
+    assert (f"tools/watch_eval.py \\\n    recipe=nexus_wan14b \\\n    run_dir={tmp_path}/runs/omni_wan13b/first \\\n"
+            "    eval.every=2") in text
 
 
 def test_global_batch_size_sets_the_per_gpu_batch():

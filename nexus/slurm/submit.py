@@ -111,7 +111,8 @@ def watch_job(s: DictConfig, overrides: list[str]) -> tuple[Path, list[str], Dic
     names_run = [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0] in ("recipe", "run")]
     run_dir = Path(s.run_dir) if s.run_dir else Path(load("fit", names_run).run.dir)
     rest = [o for o in overrides if o not in names_run]
-    return run_dir, [s.python or sys.executable, "tools/watch_eval.py", f"run_dir={run_dir}", *rest], s
+    command = [s.python or sys.executable, "tools/watch_eval.py", f"recipe={s.watch_recipe}", f"run_dir={run_dir}"]
+    return run_dir, [*command, *rest], s
 
 
 def build_script(s: DictConfig, run_dir: Path, command: list[str], argv: list[str]) -> str:
