@@ -8,7 +8,6 @@ waits on another. Scores sync through torchmetrics; videos land in <run dir>/eva
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import math
 import shutil
@@ -55,7 +54,6 @@ class PeriodicEval(L.Callback):
         self.log_videos = log_videos
         self._last = -1
         self._encoders: FrozenEncoders | None = None      # only when training reads precomputed features
-        self.results: dict[int, dict] = {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -80,14 +78,14 @@ class PeriodicEval(L.Callback):
                 self._encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path, DTYPES[hp.encoder_dtype],
                                                      hp.instruction, "cpu")
             enc = self._encoders
-        bm.small, bm.connector, bm.vae = pl_module.transformer, pl_module.connector, enc.vae
-        bm.encoders = dataclasses.replace(enc, vae=None)     # offloaded by the bridge between uses; VAE stays
+        bm.small, bm.connector, bm.encoders, bm.vae = pl_module.transformer, pl_module.connector, enc, enc.vae
+        bm.offload_encoders = False      # on the device for the whole evaluation, not moved per prompt
+        enc.to(pl_module.device)
         if self.strategy == "upfb":
             bm.large, bm.large_2 = load_large(self.large_path, dtype)
             bm.large.to(pl_module.device)
             if bm.large_2 is not None:
                 bm.large_2.to(pl_module.device)
-        bm.vae.to(pl_module.device)
         bm._device = pl_module.device      # LightningModule.device: its parts already sit on the training device
         return bm, enc
 
@@ -112,19 +110,15 @@ class PeriodicEval(L.Callback):
         finally:
             pl_module.transformer.train(modes[0])
             pl_module.connector.train(modes[1])
-            if pl_module.encoders is not None:
-                pl_module.encoders.to(pl_module.device)     # training reads them on the device again
-            else:
-                enc.to("cpu")
+            if pl_module.encoders is None:
+                enc.to("cpu")            # loaded for evaluation only (features-mode training)
             del bm
         for p in pads:
-            bm_path = out / f"{p.id}.mp4"
-            bm_path.unlink(missing_ok=True)
+            (out / f"{p.id}.mp4").unlink(missing_ok=True)
         result = self._score(trainer, pl_module, out, mine)
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        self.results[step] = result
         if rank == 0:
             write_report(result, out, title=f"VBench-style scores at step {step}")
             self._log(trainer, result, out, step)

@@ -52,6 +52,8 @@ def to_frames(video: torch.Tensor) -> np.ndarray:
 
 
 class BridgeModule(L.LightningModule):
+    offload_encoders = True      # back to the CPU after each encoding; false where they must stay (eval in fit)
+
     def __init__(self, small_path: str, large_path: str, out_dir: str, export: str | None = None,
                  vlm_path: str | None = None, num_frames: int = 81, height: int = 480, width: int = 832,
                  num_steps: int = 50, scheduler: str = "unipc", shift: float = 5.0, seed: int = 0, fps: int = 16,
@@ -113,7 +115,8 @@ class BridgeModule(L.LightningModule):
         try:
             feats = enc.prompts(texts + [""])
         finally:
-            enc.to("cpu")
+            if self.offload_encoders:
+                enc.to("cpu")
         dt = DTYPES[self.hparams.dtype]
         umt5 = [u.to(dt) for u in feats["umt5"]]
         large, _ = pad_tokens(umt5, 512)                 # Wan: UMT5 tokens zero-padded to 512
