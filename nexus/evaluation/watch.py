@@ -42,13 +42,12 @@ def _mark(state: Path, done: dict) -> None:
         f.write(json.dumps(done, indent=2).encode())
 
 
-def evaluate_checkpoint(cfg: DictConfig, ckpt: Path, out: Path, prompt_file: Path) -> dict:
+def evaluate_checkpoint(cfg: DictConfig, ckpt: Path, out: Path, prompt_file: Path, suite) -> dict:
     c = cfg.copy()
     OmegaConf.set_struct(c, False)
     c.small.export, c.out_dir, c.prompt, c.prompt_file = str(ckpt), str(out), None, str(prompt_file)
     sample(c)
     shutil.rmtree(out / ".stage1", ignore_errors=True)     # the checkpoint's export: as big as the model
-    suite = suite_from_config(cfg.metrics, cfg.paths.get("tiny_models"))
     errors: list = []
     result = score_videos(suite, read_folder(out, str(prompt_file), errors)) | {"errors": errors,
                                                                               "checkpoint": str(ckpt)}
@@ -67,14 +66,15 @@ def watch(cfg: DictConfig) -> dict[str, dict]:
     prompt_file = root / "prompts.jsonl"
     with atomic_write(prompt_file) as f:
         f.write("".join(json.dumps({"id": p.id, "prompt": p.text}) + "\n" for p in prompts).encode())
-    state, logger, evaluated = root / "done.json", None, {}
+    state, logger, suite, evaluated = root / "done.json", None, None, {}
     idle_since = time.monotonic()
     while True:
         done = _done(state)
         todo = [(s, p) for s, p in ready_checkpoints(run_dir) if p.name not in done]
         for step, ckpt in todo:
             print(f"evaluating {ckpt} (step {step})", flush=True)
-            result = evaluate_checkpoint(cfg, ckpt, root / ckpt.stem, prompt_file)
+            suite = suite or suite_from_config(cfg.metrics, cfg.paths.get("tiny_models"))     # loaded once
+            result = evaluate_checkpoint(cfg, ckpt, root / ckpt.stem, prompt_file, suite)
             if logger is None:
                 logger = make_logger(cfg.logger, str(root), name=f"{run_dir.parent.name}/{run_dir.name}/eval",
                                      project=cfg.logger_project)
