@@ -13,7 +13,7 @@ import torch
 
 from helpers import ROOT, compose_fit, tiny_overrides
 from nexus.slurm.requeue import Requeued
-from nexus.slurm.resume import newest_checkpoint
+from nexus.slurm.resume import newest_checkpoint, prune_hpc_saves
 from nexus.slurm.submit import SubmitError, submit
 from nexus.training.launch import fit
 
@@ -117,7 +117,7 @@ def test_newest_complete_checkpoint_wins_and_stale_saves_are_pruned(tmp_path):
     hpc2 = make("hpc-step00000012.ckpt", 200, folder=True)
     make("hpc-step00000013.ckpt", 300, folder=True, complete=False)   # a save cut short: never chosen
     assert newest_checkpoint(tmp_path) == hpc2
-    assert newest_checkpoint(tmp_path, prune=True) == hpc2
+    prune_hpc_saves(tmp_path, newest_checkpoint(tmp_path))
     assert sorted(p.name for p in ck.iterdir()) == ["hpc-step00000012.ckpt", "last.ckpt"] and not hpc1.exists()
     os.utime(last, (200, 200))
     assert newest_checkpoint(tmp_path) == last                       # a tie goes to last.ckpt

@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="bench/sample.json")
     a = p.parse_args(argv)
-    check_clip_shape(a.frames, a.height, a.width)
+    check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
     if a.preset:

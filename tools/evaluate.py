@@ -1,18 +1,27 @@
-"""VBench-style scores of a folder of videos: `python tools/evaluate.py recipe=vbench|tiny videos=<folder>` (README)."""
+r"""VBench-style scores of a folder of mp4 videos, written as <videos>/eval/scores.{json,md}.
+
+Examples:
+  python tools/evaluate.py recipe=tiny videos=runs/tiny/samples/upfb              # tiny random networks, any CPU
+  python tools/evaluate.py videos=runs/nexus_wan14b/samples/upfb metrics.networks.clip=/models/clip-vit-base-patch32
+
+Prompts come from manifest=, else the folder's prompts.jsonl (tools/sample.py writes it), else the file names.
+README, "Evaluation".
+"""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import hydra  # noqa: E402
-
-from nexus.evaluation.run import evaluate_folder  # noqa: E402
+from nexus.cli import ROOT, hydra_tool  # noqa: E402
 
 
-@hydra.main(config_path="../recipes/evaluate", config_name="evaluate", version_base=None)
-def main(cfg) -> None:
+def task(cfg):
+    from nexus.evaluation.run import evaluate_folder
     evaluate_folder(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.schema import Evaluate
+    hydra_tool(__doc__, ROOT / "recipes" / "evaluate", "evaluate", task, Evaluate, groups=("recipe",),
+               folder_key="out", folder_keys=("out",),
+               required={"videos": "add videos=<the folder of mp4 files to score>, e.g. videos=runs/tiny/samples/upfb"})

@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=None, help="JSON path")
     a = p.parse_args(argv)
     try:
-        check_clip_shape(a.frames, a.height, a.width)
+        check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
         check_folder("--small", a.small, WAN_LAYOUT)
         check_folder("--large", a.large, {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)})
     except (ValueError, FileNotFoundError) as e:

@@ -1,18 +1,29 @@
-"""UPFB sampling: `python tools/sample.py recipe=<name> prompt="..." | prompt_file=... [overrides]` (README)."""
+r"""UPFB sampling: the stage-1 small generator hands the sampling over to the frozen large one (paper Sec. 3.3).
+
+Examples:
+  python tools/sample.py prompt="a red square moves from left to right"          # tiny generators on a CPU
+  python tools/sample.py small.export=runs/tiny/default/checkpoints/last.ckpt prompt="a blue circle bounces" \
+      run.name=trained                                                            # with a tiny stage-1 run
+  python tools/sample.py recipe=nexus_wan14b small.export=exports/omni prompt_file=data/vrbench trainer.devices=8
+
+Videos go to runs/<recipe>/samples/<run.name> (run.name defaults to the strategy) with prompts.jsonl and
+samples.json (what made them); a folder made with other settings is refused (overwrite=true, or another
+run.name). README, "Sampling with UPFB".
+"""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import hydra  # noqa: E402
-
-from nexus.inference.launch import sample  # noqa: E402
+from nexus.cli import ROOT, hydra_tool  # noqa: E402
 
 
-@hydra.main(config_path="../recipes/sample", config_name="sample", version_base=None)
-def main(cfg) -> None:
+def task(cfg):
+    from nexus.inference.launch import sample
     sample(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.schema import Sample
+    hydra_tool(__doc__, ROOT / "recipes" / "sample", "sample", task, Sample, groups=("recipe",),
+               folder_key="out_dir", folder_keys=("run.name", "out_dir", "run.root"))

@@ -61,7 +61,7 @@ class BridgeModule(L.LightningModule):
                  guidance_large_2: float | None = None, dtype: str = "bf16", allow_latent_mismatch: bool = False,
                  context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True):
         super().__init__()
-        check_clip_shape(num_frames, height, width)
+        check_clip_shape(num_frames, height, width, where="sampling")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler={scheduler!r}: choose one of {SCHEDULERS}")
         if dtype not in DTYPES:

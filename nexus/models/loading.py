@@ -28,18 +28,18 @@ class LayoutError(FileNotFoundError):
 def check_folder(key: str, path: str | None, layout: dict[str, tuple[str, ...]], parts: tuple[str, ...] | None = None,
                  env: str | None = None) -> Path:
     """Raise LayoutError naming the config key, the path and the expected layout if `path` does not fit."""
-    expected = "\n".join(f"  {' or '.join(f)}" for f in layout.values())
+    expected = ", ".join(" or ".join(f) for f in layout.values())
     how = f"set {key}=/path/to/folder" + (f" or the environment variable {env}" if env else "")
     if not path:
-        raise LayoutError(f"{key} is not set: {how}. The folder must hold:\n{expected}")
+        raise LayoutError(f"{key} is not set: {how}. The folder must hold {expected}")
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise LayoutError(f"{key}={path}: no such folder ({how}). It must hold:\n{expected}")
+        raise LayoutError(f"{key}={path}: no such folder ({how}). It must hold {expected}")
     missing = [" or ".join(files) for name, files in layout.items()
                if (parts is None or name in parts) and not any((root / f).is_file() for f in files)]
     if missing:
         raise LayoutError(f"{key}={path} is not laid out as expected: missing {', '.join(missing)}. "
-                          f"The folder must hold:\n{expected}")
+                          f"The folder must hold {expected}")
     return root
 
 

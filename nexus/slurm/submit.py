@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from nexus.slurm.resume import check_run_owner, model_fingerprint, newest_checkpoint, zero_world_size
+from nexus.slurm.resume import newest_checkpoint, zero_world_size
 from nexus.slurm.script import sbatch_header, sbatch_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +88,9 @@ def fit_job(s: DictConfig, overrides: list[str]) -> tuple[Path, list[str], DictC
     cfg = load("fit", overrides + placed)
     run_dir = Path(cfg.run.dir)
     try:        # refused now rather than by the job once it starts
-        check_run_owner(run_dir, cfg.name, model_fingerprint(OmegaConf.to_container(cfg.model, resolve=True)),
-                        force=cfg.run.get("force_resume", False))
+        from nexus.schema import Fit, validate
+        from nexus.training.run_dir import plan_run
+        plan_run(validate(cfg, Fit))
     except ValueError as e:
         raise SubmitError(str(e)) from None
     check_zero_world(run_dir, cfg, s.nodes * s.gpus_per_node)

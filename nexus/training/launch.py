@@ -1,10 +1,13 @@
 """`tools/fit.py` in library form: a composed config -> checks -> DataModule, AlignmentModule, Trainer -> fit.
 
-Re-running the same command resumes: the run directory is fixed (runs/<recipe>/<run name>) and the newest
-checkpoint in it (last.ckpt, or a SIGUSR1 save of a requeued SLURM job) is where training continues.
+Everything that can refuse the command (config types, the run directory's owner and settings, weight folders,
+shards, shapes, callbacks) is checked before the run directory is touched and before any weights load; what the
+run does with its directory (resume, start afresh, move an old run aside) is nexus.training.run_dir's.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -14,13 +17,17 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from nexus import console
+from nexus.errors import RunStopped, user_message
 from nexus.evaluation.callback import eval_callbacks
 from nexus.models.tiny import ensure_tiny_models
+from nexus.schema import Fit, validate
 from nexus.slurm.requeue import RequeueOnSignal
-from nexus.slurm.resume import check_run_owner, model_fingerprint, newest_checkpoint, write_run_owner
 from nexus.training.callbacks import AtomicCheckpointIO, StepCheckpoint, throughput_monitor
-from nexus.training.loggers import make_logger
+from nexus.training.loggers import RunRecord, make_logger
 from nexus.training.preflight import preflight
+from nexus.training.progress import StepProgressBar
+from nexus.training.run_dir import RunPlan, has_checkpoints, plan_run, start_run
 
 
 def build(node, **kwargs):
@@ -33,21 +40,19 @@ def build(node, **kwargs):
         raise
 
 
-def resume_path(run_dir: Path, resume: str) -> str | None:
-    if resume == "never":
-        return None
-    if resume != "auto":
-        if not Path(resume).exists():
-            raise FileNotFoundError(f"run.resume={resume}: no such checkpoint (use auto, never or a .ckpt path)")
-        return resume
-    newest = newest_checkpoint(run_dir, prune=rank_zero_only.rank == 0)
-    return str(newest) if newest else None
+def sweep_group(cfg: DictConfig) -> str | None:
+    """A Hydra sweep's jobs share a W&B group, <recipe>/<run.name>, unless logger.group names one."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    if cfg.logger.get("group"):
+        return cfg.logger.group
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return f"{cfg.name}/{cfg.run.name}"
+    return None
 
 
 def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
-    run_dir = Path(cfg.run.dir)
-    fingerprint = model_fingerprint(OmegaConf.to_container(cfg.model, resolve=True))
-    check_run_owner(run_dir, cfg.name, fingerprint, force=cfg.run.get("force_resume", False))
+    cfg = validate(cfg, Fit)
     if cfg.paths.get("tiny_models"):     # the tiny recipe: build tiny random folders, then load them for real
         built = ensure_tiny_models(cfg.paths.tiny_models)
         cfg.paths.wan, cfg.paths.vlm = cfg.paths.wan or built["wan"], cfg.paths.vlm or built["vlm"]
@@ -55,24 +60,45 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     preflight(cfg.paths.wan, cfg.paths.vlm, d.kind, d.num_frames, d.height, d.width,
               OmegaConf.to_container(m.connector), m.context_len)
     datamodule = build(cfg.data)    # expands the shard pattern: fails now if it matches nothing
-
-    L.seed_everything(cfg.seed, workers=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    write_run_owner(run_dir, cfg.name, fingerprint)
+    plan = plan_run(cfg)            # refuses a run directory that is not this command's
+    run_dir = plan.run_dir
+    callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
+                 RequeueOnSignal(run_dir / "checkpoints"), throughput_monitor(cfg.throughput_window),
+                 *eval_callbacks(cfg, run_dir), *(extra_callbacks or [])]
     model = build(cfg.model, _convert_="all")
     strategy = build(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
-    callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
-                 RequeueOnSignal(run_dir / "checkpoints"),
-                 throughput_monitor(cfg.throughput_window), *eval_callbacks(cfg, run_dir), *(extra_callbacks or [])]
-    logger = make_logger(cfg.logger.kind, str(run_dir), name=f"{cfg.name}/{cfg.run.name}", project=cfg.logger.project)
+    lg = cfg.logger
+    logger = make_logger(lg.kind, str(run_dir), name=os.path.relpath(run_dir, cfg.run.root), project=lg.project,
+                         run_id=plan.info["wandb_id"], entity=lg.entity, group=sweep_group(cfg), tags=lg.tags,
+                         notes=lg.notes)
     if logger:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
+        callbacks += [LearningRateMonitor(logging_interval="step"),
+                      RunRecord(OmegaConf.to_container(cfg, resolve=True), plan.info)]
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(StepProgressBar())
+    deepspeed = "_target_" in cfg.strategy and "deepspeed" in cfg.strategy._target_
     trainer = instantiate(cfg.trainer, strategy=strategy, callbacks=callbacks, logger=logger,
-                          plugins=[AtomicCheckpointIO()] if "_target_" not in cfg.strategy or
-                          "deepspeed" not in cfg.strategy._target_ else None,
-                          default_root_dir=str(run_dir))
-    ckpt = resume_path(run_dir, cfg.run.resume)
-    rank_zero_info(f"resuming from {ckpt}" if ckpt else f"starting a new run in {run_dir}")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+                          plugins=None if deepspeed else [AtomicCheckpointIO()], default_root_dir=str(run_dir))
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    start_run(plan, cfg, rank_zero_only.rank)
+    console.attach_log(run_dir / "fit.log")
+    rank_zero_info(plan.describe())
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=plan.checkpoint)
+    except Exception as e:
+        abandon_if_empty(plan, e)
+        raise
     return trainer
+
+
+def abandon_if_empty(plan: RunPlan, error: BaseException) -> None:
+    """A new run that stopped on a user's mistake before its first checkpoint leaves nothing behind: its folder
+    is removed (and a run moved aside by run.resume=never comes back). A crash keeps the folder and fit.log."""
+    said = user_message(error)
+    if (plan.checkpoint is not None or rank_zero_only.rank != 0 or said is None or isinstance(error, RunStopped)
+            or has_checkpoints(plan.run_dir)):
+        return
+    shutil.rmtree(plan.run_dir, ignore_errors=True)
+    if plan.archive_to is not None and plan.archive_to.is_dir():
+        os.replace(plan.archive_to, plan.run_dir)

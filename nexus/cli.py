@@ -1,0 +1,243 @@
+"""The command-line layer of the tools in tools/: one place for help, errors, sweeps and logs.
+
+Hydra tools (`hydra_tool`): the config is composed and checked (keys, config groups, types against the tool's
+schema, required values) before the task runs, so a mistake is one line, `error: <message>`, exit code 2, and
+nothing is created. `--debug` (or HYDRA_FULL_ERROR=1) shows the traceback instead. A single run composes the
+config itself (Hydra makes no output folder); `-m`/`--multirun` goes through Hydra's launcher, and each job of
+a sweep gets its own output folder: `<the folder the command names>/<swept key=value,...>`. Hydra's own flags
+(`--cfg job`, `--info`, `--hydra-help`, ...) go to Hydra unchanged.
+
+argparse tools (`run_tool`): the same one-line errors around their main function.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+from nexus import console
+from nexus.errors import user_message
+
+ROOT = Path(__file__).resolve().parents[1]
+HYDRA_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--resolve", "--package", "-p", "--shell-completion",
+               "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--run", "-r",
+               "--experimental-rerun")
+
+
+def _fail(e: BaseException, keys: list[str] | None = None) -> None:
+    """One line and exit for a user's error; re-raise a bug (or anything under --debug)."""
+    said = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else user_message(e, keys)
+    if said is None:
+        raise e
+    msg, code = said
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _flat_keys(cfg) -> list[str]:
+    from omegaconf import OmegaConf
+
+    def walk(d, prefix):
+        for k, v in d.items():
+            yield f"{prefix}{k}"
+            if isinstance(v, dict):
+                yield from walk(v, f"{prefix}{k}.")
+    return list(walk(OmegaConf.to_container(cfg, resolve=False), ""))
+
+
+def compose(config_dir: str | Path, config_name: str, overrides: list[str], schema=None):
+    """Compose a tool's config like Hydra does for a run, then check it against `schema` (nexus.schema)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        cfg = hydra_compose(config_name, overrides=overrides)
+    if schema is not None:
+        from nexus.schema import validate
+        cfg = validate(cfg, schema)
+    return cfg
+
+
+def _base_keys(config_dir, config_name) -> list[str]:
+    try:
+        return _flat_keys(compose(config_dir, config_name, []))
+    except Exception:         # noqa: BLE001  only for a 'did you mean' hint
+        return []
+
+
+# ---- sweeps --------------------------------------------------------------------------------------------------
+def swept_keys(overrides: list[str]) -> list[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    return [o.key_or_group for o in OverridesParser.create().parse_overrides(overrides) if o.is_sweep_override()]
+
+
+def job_suffix(task_overrides: list[str], swept: list[str], folder_keys: tuple[str, ...]) -> str:
+    """`k=v,k2=v2` of this job's swept values, leaving out the keys that already name the folder."""
+    parts = [o.lstrip("+~") for o in task_overrides
+             if o.split("=", 1)[0].lstrip("+~") in swept and o.split("=", 1)[0].lstrip("+~") not in folder_keys]
+    name = re.sub(r"[/\\\s'\"]+", "-", ",".join(parts))
+    if len(name) > 120:
+        import hashlib
+        name = name[:100] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# ---- help ----------------------------------------------------------------------------------------------------
+def help_text(doc: str, config_dir: Path, config_name: str, groups: tuple[str, ...]) -> str:
+    lines = [doc.strip(), "", "Config groups (group=option):"]
+    for g in groups:
+        options = sorted(p.stem for p in (config_dir / g).glob("*.yaml"))
+        lines.append(f"  {g}: {', '.join(options)}")
+    rel = os.path.relpath(config_dir / f"{config_name}.yaml", ROOT)
+    lines += ["", f"Every key and its default: {rel} (print the composed config: --cfg job).",
+              "Flags: -m/--multirun sweeps (each job gets its own folder), --debug shows tracebacks, "
+              "--hydra-help Hydra's own help."]
+    return "\n".join(lines)
+
+
+# ---- the entry points ------------------------------------------------------------------------------------------
+def hydra_tool(doc: str, config_dir: str, config_name: str, task: Callable, schema=None,
+               groups: tuple[str, ...] = (), folder_key: str | None = None,
+               folder_keys: tuple[str, ...] = (), required: dict[str, str] | None = None,
+               argv: list[str] | None = None):
+    """Run `task(cfg)` for a Hydra tool (see the module docstring).
+
+    folder_key: the config key naming the output folder (run.dir, out_dir), which a sweep job extends with its
+    swept values; folder_keys: the keys that already make that folder distinct (run.name, ...);
+    required: for keys that must be given, what to give (said when one is missing)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_dir = Path(config_dir)
+    if "-h" in argv or "--help" in argv:
+        print(help_text(doc, config_dir, config_name, groups))
+        return None
+    if "--debug" in argv:
+        argv.remove("--debug")
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    console.quiet_third_party()
+    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in argv):       # Hydra's own flags: Hydra's behaviour
+        return _hydra_main(config_dir, config_name, task, argv)
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    unknown = [a for a in overrides if a.startswith("-")]
+    try:
+        if unknown:
+            from nexus.errors import UserError
+            raise UserError(f"unknown option {unknown[0]}: overrides are key=value; flags are -m/--multirun, --debug, "
+                            f"--help and Hydra's (--cfg job, --info, --hydra-help)")
+        swept = swept_keys(overrides) if multirun else []
+        fixed = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in swept]
+        cfg = compose(config_dir, config_name, fixed if multirun else overrides)
+        _check_required(cfg, required)
+        _check_swept(cfg, [k for k in swept if f"+{k}=" not in " ".join(overrides)], groups)
+        if schema is not None:
+            from nexus.schema import validate
+            cfg = validate(cfg, schema)
+    except SystemExit:
+        raise
+    except Exception as e:        # noqa: BLE001  a user's mistake becomes one line; a bug is re-raised
+        _fail(e, _base_keys(config_dir, config_name))
+    if multirun:
+        return _hydra_main(config_dir, config_name, _sweep_job(task, schema, swept, folder_key, folder_keys),
+                           argv)
+    console.capture()
+    return _run(task, cfg)
+
+
+def missing_keys(cfg, prefix: str = "") -> list[str]:
+    """Keys whose value is ??? (not given), without resolving any interpolation."""
+    from omegaconf import DictConfig
+    out = []
+    for k in cfg.keys():
+        node = cfg._get_node(k)
+        if isinstance(node, DictConfig):
+            out += missing_keys(node, f"{prefix}{k}.")
+        elif node is not None and node._is_missing():
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _check_required(cfg, hints: dict[str, str] | None = None) -> None:
+    from nexus.errors import UserError
+    missing = missing_keys(cfg)
+    if missing:
+        hints = hints or {}
+        raise UserError("; ".join(f"{k} is required: {hints.get(k, f'add {k}=<value>')}" for k in missing))
+
+
+def _check_swept(cfg, swept: list[str], groups: tuple[str, ...]) -> None:
+    """A swept key must exist (or be a config group), like any other override."""
+    from omegaconf import OmegaConf
+    from nexus.errors import UserError
+    import difflib
+    absent = object()
+    for key in swept:
+        if key in groups or OmegaConf.select(cfg, key, default=absent) is not absent:
+            continue
+        close = difflib.get_close_matches(key, _flat_keys(cfg), n=1)
+        raise UserError(f"{key}: no such key" + (f"; did you mean {close[0]}?" if close else ""))
+
+
+def _run(task: Callable, cfg):
+    try:
+        return task(cfg)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:        # noqa: BLE001
+        _fail(e)
+
+
+def _sweep_job(task: Callable, schema, swept: list[str], folder_key: str | None, folder_keys: tuple[str, ...]):
+    """One job of a Hydra sweep: its own folder, and a command line (sys.argv) that names exactly this job, so
+    Lightning's subprocess launcher starts the other ranks of this job, not the whole sweep again."""
+    def job(cfg):
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf, open_dict
+        task_overrides = list(HydraConfig.get().overrides.task)
+        try:
+            _check_required(cfg)
+            if schema is not None:
+                from nexus.schema import validate
+                cfg = validate(cfg, schema)
+        except Exception as e:    # noqa: BLE001
+            _fail(e)
+        if folder_key:
+            suffix = job_suffix(task_overrides, swept, folder_keys)
+            if suffix:
+                folder = f"{OmegaConf.select(cfg, folder_key)}/{suffix}"
+                with open_dict(cfg):
+                    OmegaConf.update(cfg, folder_key, folder, merge=False)
+                task_overrides = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") != folder_key]
+                task_overrides.append(f"{folder_key}={_quote(folder)}")
+        sys.argv = [sys.argv[0], *task_overrides]
+        console.capture()
+        print(f"sweep job #{HydraConfig.get().job.num}: {' '.join(task_overrides)}", flush=True)
+        return _run(task, cfg)
+    return job
+
+
+def _hydra_main(config_dir: Path, config_name: str, task: Callable, argv: list[str]):
+    import hydra
+    sys.argv = [sys.argv[0], *argv]
+    return hydra.main(config_path=str(config_dir), config_name=config_name, version_base=None)(task)()
+
+
+def run_tool(main: Callable, argv: list[str] | None = None):
+    """An argparse tool's main(argv) with one-line user errors (exit 2) instead of tracebacks."""
+    console.quiet_third_party()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv:
+        argv.remove("--debug")
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return main(argv)
+    except SystemExit:
+        raise
+    except Exception as e:        # noqa: BLE001
+        _fail(e)
