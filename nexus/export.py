@@ -75,15 +75,19 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", ov
 
 def as_export(path: str | Path, cache_root: str | Path) -> Path:
     """An export folder for `path`: the folder itself, or, for a stage-1 checkpoint (file or DeepSpeed folder),
-    its export under cache_root/<checkpoint name>-<mtime>, made once (several ranks may race: first one wins)."""
+    its export under cache_root/<checkpoint name>-<fingerprint>, made once (several ranks may race: first one
+    wins); exports of older contents of the same checkpoint (last.ckpt before more training) are removed."""
+    from nexus.provenance import fingerprint
     path = Path(path)
     if (path / "connector").is_dir():
         return path
     if not (path.is_file() or (path / "latest").is_file()):
         raise FileNotFoundError(f"small.export={path} is neither an export folder (connector/, transformer/ ...) nor a "
                                 f"stage-1 checkpoint: pass tools/export.py's output or runs/<recipe>/<run>/checkpoints/last.ckpt")
-    out = Path(cache_root) / f"{path.name}-{int(path.stat().st_mtime)}"
+    out = Path(cache_root) / f"{path.name}-{fingerprint(path)}"
     if not out.is_dir():
+        for stale in Path(cache_root).glob(f"{path.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         try:
             export_checkpoint(path, out, dtype="fp32")
         except OSError:

@@ -11,9 +11,12 @@ from typing import Iterable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from nexus import console
 from nexus.data.video import atomic_write, decode_mp4
 from nexus.evaluation.suite import Suite, aggregate, build_suite
 from nexus.inference.prompts import load_prompts
+from nexus.inference.provenance import MANIFEST, RECORD as SAMPLE_RECORD, read_manifest
+from nexus.provenance import read_json
 from nexus.models.loading import DTYPES
 
 
@@ -63,15 +66,37 @@ def prompt_from_name(stem: str) -> str:
     return re.sub(r"-\d+$", "", stem).replace("_", " ")
 
 
-def read_folder(folder: str | Path, manifest: str | None = None, errors: list | None = None):
-    """(id, video, prompt) for each readable mp4 in `folder` (sorted); unreadable ones go to `errors`."""
+def folder_prompts(folder: str | Path, manifest: str | None = None) -> tuple[dict[str, str], str]:
+    """-> (prompt by video id, where they come from): `manifest`, else the folder's prompts.jsonl (written by
+    tools/sample.py), else {} and 'file names' (VBench's <prompt>-<n>.mp4)."""
+    if manifest:
+        return {p.id: p.text for p in load_prompts(prompt_file=manifest)}, str(manifest)
+    own = Path(folder) / MANIFEST
+    if own.is_file():
+        return read_manifest(Path(folder)), str(own)
+    return {}, "file names"
+
+
+def video_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     files = sorted(folder.glob("*.mp4"))
     if not folder.is_dir() or not files:
         raise FileNotFoundError(f"videos={folder}: {'no mp4 files in it' if folder.is_dir() else 'no such folder'}")
-    prompts = {p.id: p.text for p in load_prompts(prompt_file=manifest)} if manifest else {}
+    return files
+
+
+def read_folder(folder: str | Path, manifest: str | None = None, errors: list | None = None):
+    """(id, video, prompt) for each readable mp4 in `folder` (sorted); unreadable ones, and with a manifest the
+    ones it has no prompt for, go to `errors`."""
+    files = video_files(folder)
+    prompts, source = folder_prompts(folder, manifest)
     from tqdm import tqdm
     for f in tqdm(files, desc="scoring", unit="video"):
+        if prompts and f.stem not in prompts:
+            warnings.warn(f"skipping {f.name}: {source} holds no prompt for it")
+            if errors is not None:
+                errors.append({"file": f.name, "error": f"no prompt for it in {source}"})
+            continue
         try:
             video = torch.from_numpy(decode_mp4(str(f)))
         except Exception as e:       # noqa: BLE001  PyAV raises several types; one bad file must not stop the rest
@@ -79,12 +104,21 @@ def read_folder(folder: str | Path, manifest: str | None = None, errors: list | 
             if errors is not None:
                 errors.append({"file": f.name, "error": f"{type(e).__name__}: {e}"})
             continue
-        yield f.stem, video, prompts.get(f.stem, prompt_from_name(f.stem))
+        yield f.stem, video, prompts.get(f.stem) or prompt_from_name(f.stem)
 
 
 def markdown(result: dict, title: str = "VBench-style scores") -> str:
-    lines = [f"# {title}", "", f"{result['videos']} videos.", "", "| dimension | raw | normalised | label |",
-             "|---|---|---|---|"]
+    made = (result.get("samples") or {}).get("settings")
+    lines = [f"# {title}", "", f"{result['videos']} videos.", ""]
+    if result.get("prompts_from"):
+        lines += [f"Prompts from: {result['prompts_from']}.", ""]
+    if made:
+        w = result["samples"].get("weights", {})
+        lines += [f"Videos made by: strategy {made['bridge']['strategy']}, {made['sampling']['num_steps']} steps, "
+                  f"seed {made['sampling']['seed']}; weights: "
+                  + ", ".join(f"{k} {v.get('path') or v.get('source')}" for k, v in w.items() if v)
+                  + f" ({SAMPLE_RECORD} has everything).", ""]
+    lines += ["| dimension | raw | normalised | label |", "|---|---|---|---|"]
     norm = result["vbench"]["normalised"]
     for k, v in result["scores"].items():
         n = f"{norm[k]:.4f}" if k in norm else "-"
@@ -116,11 +150,15 @@ def write_report(result: dict, out_dir: str | Path, name: str = "scores", title:
 
 
 def evaluate_folder(cfg: DictConfig) -> dict:
-    """`tools/evaluate.py`: networks checked and loaded first, then every mp4 in cfg.videos scored."""
+    """`tools/evaluate.py`: the folder and prompts checked, networks loaded, then every mp4 in cfg.videos scored.
+    The report says where the prompts came from and carries the folder's samples.json (what made the videos)."""
+    video_files(cfg.videos)
+    _, source = folder_prompts(cfg.videos, cfg.get("manifest"))
     suite = suite_from_config(cfg.metrics, cfg.paths.get("tiny_models"))
+    console.attach_log(Path(cfg.out) / "evaluate.log")
     errors: list = []
     result = score_videos(suite, read_folder(cfg.videos, cfg.get("manifest"), errors))
-    result["errors"] = errors
+    result |= {"errors": errors, "prompts_from": source, "samples": read_json(Path(cfg.videos) / SAMPLE_RECORD)}
     json_path, md_path = write_report(result, cfg.out)
     print(markdown(result))
     print(f"wrote {json_path} and {md_path}")

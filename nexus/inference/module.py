@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -46,6 +45,22 @@ def make_scheduler(name: str, shift: float):
     raise ValueError(f"scheduler={name!r}: choose one of {SCHEDULERS}")
 
 
+def check_settings(num_frames: int, height: int, width: int, num_steps: int, scheduler: str, dtype: str,
+                   bridge: dict | None) -> BridgeConfig:
+    """The sampling settings (sampling.*, bridge.*) a BridgeModule accepts, checked before anything loads."""
+    check_clip_shape(num_frames, height, width, where="sampling")
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"sampling.scheduler={scheduler!r}: choose one of {SCHEDULERS}")
+    if dtype not in DTYPES:
+        raise ValueError(f"sampling.dtype={dtype!r}: choose one of {sorted(DTYPES)}")
+    if num_steps < 1:
+        raise ValueError(f"sampling.num_steps={num_steps}: at least 1 sampling step")
+    try:
+        return BridgeConfig(**(bridge or {}))
+    except TypeError as e:        # an unknown knob
+        raise ValueError(f"bridge: {e}; the knobs are those of nexus.upfb.sampler.BridgeConfig") from None
+
+
 def to_frames(video: torch.Tensor) -> np.ndarray:
     """(3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
     return ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
@@ -61,12 +76,7 @@ class BridgeModule(L.LightningModule):
                  guidance_large_2: float | None = None, dtype: str = "bf16", allow_latent_mismatch: bool = False,
                  context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True):
         super().__init__()
-        check_clip_shape(num_frames, height, width, where="sampling")
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler={scheduler!r}: choose one of {SCHEDULERS}")
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
-        self.bridge_config = BridgeConfig(**(bridge or {}))      # validates every UPFB knob now
+        self.bridge_config = check_settings(num_frames, height, width, num_steps, scheduler, dtype, bridge)
         self.save_hyperparameters()
         self.small = self.large = self.large_2 = self.connector = self.vae = None
         self.encoders: FrozenEncoders | None = None     # offloaded between uses: not a submodule
@@ -157,9 +167,6 @@ class BridgeModule(L.LightningModule):
 
     def on_predict_start(self) -> None:
         Path(self.hparams.out_dir).mkdir(parents=True, exist_ok=True)
-        if self.global_rank == 0:
-            info = {k: v for k, v in self.hparams.items() if k != "bridge"} | {"bridge": asdict(self.bridge_config)}
-            (Path(self.hparams.out_dir) / "sample_config.json").write_text(json.dumps(info, indent=2, default=str))
 
 
 def load_large(path: str | Path, dtype: torch.dtype):

@@ -58,7 +58,7 @@ class RunPlan:
         if self.checkpoint is None:
             moved = f" (the previous run there was moved to {self.archive_to})" if self.archive_to else ""
             return f"starting a new run in {self.run_dir}{moved}"
-        changed = f"; changed since the run started: {describe(self.changes)}" if self.changes else ""
+        changed = f"; changed since its last launch: {describe(self.changes)}" if self.changes else ""
         return f"resuming {self.run_dir} from {self.checkpoint}{changed}"
 
 

@@ -41,14 +41,15 @@ class BridgeConfig:
                                      ("rms", self.rms, RMS_MODES), ("kernel", self.kernel, KERNELS),
                                      ("cfg_form", self.cfg_form, CFG_FORMS)):
             if value not in allowed:
-                raise ValueError(f"{name}={value!r}: choose one of {allowed}")
+                raise ValueError(f"bridge.{name}={value!r}: choose one of {allowed}")
         if not self.gamma_w > 0:
-            raise ValueError(f"gamma_w={self.gamma_w} must be > 0")
+            raise ValueError(f"bridge.gamma_w={self.gamma_w} must be > 0")
         if not 0 <= self.gamma_hf <= 1:
-            raise ValueError(f"gamma_hf={self.gamma_hf} must lie in [0, 1]")
+            raise ValueError(f"bridge.gamma_hf={self.gamma_hf} must lie in [0, 1]")
         bandwidth(0.0, self.sigma_min, self.sigma_max)     # validates the sigma range
         if self.strategy == "switch" and (self.switch_step is None or self.switch_step < 0):
-            raise ValueError("strategy=switch needs switch_step >= 0 (the first step the large generator takes)")
+            raise ValueError("bridge.strategy=switch needs bridge.switch_step >= 0 (the first step the large generator "
+                             "takes)")
 
     @property
     def needs(self) -> tuple[bool, bool]:
