@@ -114,8 +114,8 @@ def test_wandb_offline_and_resumed_under_one_id(tmp_path, tiny_models, tiny_shar
         runs.append(t.logger.experiment.id)
         t.logger.experiment.finish()
     assert runs[0] == runs[1]                      # the same W&B run, resumed, not a second one
-    dirs = sorted(p.name for p in (Path(cfg.run.dir) / "wandb").glob("offline-run-*"))
-    assert dirs and all(d.endswith(runs[0]) for d in dirs)
+    files = sorted(p.name for p in (Path(cfg.run.dir) / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert files == [f"run-{runs[0]}.wandb"] * 2          # both launches wrote to the one run id
 
 
 def test_precomputed_features_train_like_raw_clips(tmp_path, tiny_models, tiny_shards):

@@ -59,9 +59,11 @@ def test_every_strategy_writes_videos(strategy, tmp_path, tiny_models, stage1_ex
         v = decode_mp4(p)
         assert v.shape == (5, 32, 32, 3) and v.dtype.name == "uint8"
     assert not list(Path(paths[0]).parent.glob(".*.tmp"))
-    cfg = json.loads((Path(paths[0]).parent / "sample_config.json").read_text())
-    assert cfg["bridge"]["strategy"] == strategy
-    assert cfg["export"] == (None if strategy == "large_only" else str(stage1_export))   # large_only needs no small side
+    rec = json.loads((Path(paths[0]).parent / "samples.json").read_text())
+    assert rec["settings"]["bridge"]["strategy"] == strategy
+    export = rec["weights"]["export"]                                   # large_only needs no small side
+    assert (export and export["source"]) == (None if strategy == "large_only" else str(Path(stage1_export).resolve()))
+    assert (rec["weights"]["large"] is None) == (strategy == "small_only")
 
 
 def test_seeds_resume_and_single_frame(tmp_path, tiny_models):
@@ -127,7 +129,8 @@ def test_prompts_spread_over_two_processes(tmp_path, tiny_models):
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "runs" / "tiny" / "samples" / "upfb"
     assert sorted(p.name for p in out.glob("*.mp4")) == ["case_0.mp4", "case_1.mp4", "case_2.mp4"]
-    assert (out / "train_ddp_process_1.log").is_file()           # the second rank ran
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in r.stderr + r.stdout    # the second rank ran
+    assert len(json.loads((out / "samples.json").read_text())["launches"]) == 1             # recorded once
 
 
 def test_wan22_style_large_folder_uses_both_experts(tmp_path, tiny_models):

@@ -96,4 +96,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.cli import run_tool
+    run_tool(main)

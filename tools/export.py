@@ -18,12 +18,10 @@ def main(argv=None) -> None:
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
-    try:
-        out = export_checkpoint(a.checkpoint, a.out, a.dtype, a.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    out = export_checkpoint(a.checkpoint, a.out, a.dtype, a.overwrite)
     print(f"exported {a.checkpoint} -> {out}")
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.cli import run_tool
+    run_tool(main)

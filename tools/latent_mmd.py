@@ -39,12 +39,9 @@ def main(argv=None) -> None:
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--out", default=None, help="JSON path")
     a = p.parse_args(argv)
-    try:
-        check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
-        check_folder("--small", a.small, WAN_LAYOUT)
-        check_folder("--large", a.large, {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)})
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
+    check_folder("--small", a.small, WAN_LAYOUT)
+    check_folder("--large", a.large, {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)})
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     dt = torch.bfloat16 if a.dtype == "bf16" else torch.float32
     tok, enc = load_umt5(a.small, dt, dev)
@@ -77,4 +74,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.cli import run_tool
+    run_tool(main)

@@ -32,4 +32,5 @@ def main(argv: list[str] | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.cli import run_tool
+    run_tool(main)

@@ -27,10 +27,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     sched = make_scheduler(a.scheduler, a.shift)
     sched.set_timesteps(a.steps)
-    try:
-        tables = {g: schedule_table(sched.timesteps, g, a.sigma_min, a.sigma_max, a.clock) for g in a.gamma_w}
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    tables = {g: schedule_table(sched.timesteps, g, a.sigma_min, a.sigma_max, a.clock) for g in a.gamma_w}
 
     import matplotlib
     matplotlib.use("Agg")
@@ -57,4 +54,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.cli import run_tool
+    run_tool(main)

@@ -40,16 +40,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--maxcount", type=int, default=256, help="samples per output shard")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    try:
-        summary = precompute(a.shards, a.out, a.wan, a.vlm, a.num_frames, a.height, a.width, a.batch_size,
-                             a.dtype, devices=a.devices, accelerator=a.accelerator, num_workers=a.num_workers,
-                             maxcount=a.maxcount, progress=not a.no_progress)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    summary = precompute(a.shards, a.out, a.wan, a.vlm, a.num_frames, a.height, a.width, a.batch_size,
+                         a.dtype, devices=a.devices, accelerator=a.accelerator, num_workers=a.num_workers,
+                         maxcount=a.maxcount, progress=not a.no_progress)
     if rank_zero_only.rank == 0:       # on several devices every rank runs this script: print once
         print(format_summary(summary))
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.cli import run_tool
+    run_tool(main)

@@ -34,12 +34,11 @@ def main(argv: list[str] | None = None) -> dict:
                                  max_bad_fraction=a.max_bad_fraction, progress=not a.no_progress)
     except TooManyBadSamples as e:
         print(format_summary(e.summary), file=sys.stderr)
-        sys.exit(f"error: {e}")
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+        raise
     print(format_summary(summary))
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.cli import run_tool
+    run_tool(main)

@@ -23,11 +23,7 @@ def main(argv=None) -> int:
     p.add_argument("--b", nargs="+", required=True, help="the same for the other judge or the humans")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
-    try:
-        result = agreement(args.a, args.b)
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f"rank_agreement: {e}", file=sys.stderr)
-        return 2
+    result = agreement(args.a, args.b)
     print("| level | n | Kendall tau-b | p |\n|---|---|---|---|")
     for level, r in result.items():
         tau, pv = ("-" if r[k] is None else f"{r[k]:.3f}" for k in ("tau", "p"))
@@ -39,4 +35,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nexus.cli import run_tool
+    sys.exit(run_tool(main))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.slurm.submit import SubmitError, submit  # noqa: E402
+from nexus.slurm.submit import submit  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -18,10 +18,7 @@ def main(argv=None) -> None:
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__ + "\n" + (Path(__file__).resolve().parents[1] / "recipes" / "submit.yaml").read_text())
         return
-    try:
-        job, text = submit(argv)
-    except (SubmitError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    job, text = submit(argv)
     if job is None:
         print(text, end="")
     else:
@@ -29,4 +26,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nexus.cli import run_tool
+    run_tool(main)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.evaluation.vrbench.cases import CaseError  # noqa: E402
 from nexus.evaluation.vrbench.judge import MODES  # noqa: E402
-from nexus.models.loading import DTYPES, LayoutError  # noqa: E402
+from nexus.models.loading import DTYPES  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,16 +51,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    try:
-        if args.command == "report":
-            from nexus.evaluation.vrbench.report import report
-            for path in report(args.runs, args.out, args.names.split(",") if args.names else None):
-                print(f"wrote {path}")
-            return 0
-        return evaluate(args)
-    except (LayoutError, CaseError, FileNotFoundError, ValueError) as e:
-        print(f"vrbench: {e}", file=sys.stderr)
-        return 2
+    if args.command == "report":
+        from nexus.evaluation.vrbench.report import report
+        for path in report(args.runs, args.out, args.names.split(",") if args.names else None):
+            print(f"wrote {path}")
+        return 0
+    return evaluate(args)
 
 
 def evaluate(args) -> int:
@@ -71,6 +66,8 @@ def evaluate(args) -> int:
     from nexus.evaluation.vrbench.run import evaluate as run
     if not args.videos and args.generate is None:
         raise ValueError("give --videos <folder of <case id>.mp4> or --generate '<tools/sample.py overrides>'")
+    if args.videos and not Path(args.videos).is_dir():
+        raise FileNotFoundError(f"--videos {args.videos}: no such folder (one <case id>.mp4 per case)")
     judge = args.judge
     if judge == "tiny":
         from nexus.models.tiny import ensure_tiny_models
@@ -81,8 +78,13 @@ def evaluate(args) -> int:
                  dtype=args.dtype or ("bf16" if cuda else "fp32"),
                  device=args.device or ("cuda" if cuda else "cpu"), only=args.only, limit=args.limit,
                  cache=args.cache, generate=args.generate, name=args.name)
-    for problem in result["problems"]:
+    for problem in result["problems"][:20]:
         print(f"skipped: {problem}", file=sys.stderr)
+    if len(result["problems"]) > 20:
+        print(f"skipped: ... {len(result['problems']) - 20} more (all listed in {args.out}/scores.json)", file=sys.stderr)
+    if not result["judged"] and not result["cached"]:
+        raise ValueError(f"no case could be judged ({len(result['problems'])} skipped; the first: "
+                         f"{(result['problems'] or ['none'])[0]})")
     summary = row(result)
     print(f"{result['judged']} judged, {result['cached']} from cache, {len(result['problems'])} problems; "
           f"overall {summary['Overall']}, unparsed answers {summary['unparsed']} -> {args.out}/scores.json")
@@ -90,4 +92,5 @@ def evaluate(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nexus.cli import run_tool
+    sys.exit(run_tool(main))

@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from nexus.data.video import decode_mp4
 from nexus.evaluation.run import logged_values, score_videos, suite_from_config, write_report
-from nexus.inference.module import BridgeModule, load_large
+from nexus.inference.module import BridgeModule, check_settings, load_large
 from nexus.inference.prompts import Prompt, load_prompts
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.loading import DTYPES
@@ -48,6 +48,12 @@ class PeriodicEval(L.Callback):
             raise ValueError(f"eval.strategy={strategy!r}: choose small_only or upfb")
         if strategy == "upfb" and not (large_path and (Path(large_path) / "transformer" / "config.json").is_file()):
             raise FileNotFoundError(f"eval.strategy=upfb needs eval.large=<large Wan folder>; got {large_path!r}")
+        s = dict(sampling or {})
+        try:        # the same checks as tools/sample.py, named by their eval.* keys, before training starts
+            check_settings(s.get("num_frames", 81), s.get("height", 480), s.get("width", 832), s.get("num_steps", 50),
+                           s.get("scheduler", "unipc"), "fp32", {**(bridge or {}), "strategy": strategy})
+        except ValueError as e:
+            raise ValueError(f"eval.{e}") from None
         self.out_dir, self.prompts, self.every, self.at_end = Path(out_dir), prompts, every_n_steps, at_end
         self.strategy, self.large_path, self.sampling = strategy, large_path, dict(sampling or {})
         self.bridge, self.metrics, self.tiny_root = dict(bridge or {}), dict(metrics or {}), tiny_root

@@ -12,9 +12,10 @@ from torch.utils.data import DataLoader
 
 from nexus import console
 from nexus.export import as_export
-from nexus.inference.module import BridgeModule, check_settings
+from nexus.inference.module import BridgeModule, check_export, check_settings
 from nexus.inference.prompts import load_prompts
 from nexus.inference.provenance import check_folder, claim_folder, new_record, note_export
+from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights
 from nexus.models.tiny import ensure_tiny_models
 
@@ -38,15 +39,19 @@ def sample(cfg: DictConfig) -> list[str]:
         if not Path(stage1).exists():
             raise FileNotFoundError(f"small.export={stage1}: no such export folder or checkpoint")
         check_weights("paths.vlm", p.vlm, VLM_LAYOUT, env="NEXUS_VLM_PATH")   # the connector reads this VLM
+    if need_small and cfg.bridge.strategy != "small_only":
+        check_latent_space(p.small, p.large, cfg.large.allow_latent_mismatch)
     out_dir, overwrite = Path(cfg.out_dir), bool(cfg.get("overwrite", False))
     record = new_record(cfg)
     old = check_folder(out_dir, record, prompts, overwrite)      # refuses a folder made with other settings
+    export = as_export(stage1, out_dir / ".stage1") if stage1 else None
+    if export is not None:
+        check_export(export, p.vlm)
     if rank_zero_only.rank == 0:
         record = claim_folder(out_dir, record, prompts, old, overwrite)
         console.attach_log(out_dir / "sample.log")
-    export = as_export(stage1, out_dir / ".stage1") if stage1 else None
-    if export is not None and record["weights"]["export"]["kind"] == "checkpoint" and rank_zero_only.rank == 0:
-        note_export(out_dir, record, export)
+        if export is not None and record["weights"]["export"]["kind"] == "checkpoint":
+            note_export(out_dir, record, export)
     module = BridgeModule(p.small, p.large, str(out_dir), export=str(export) if export else None,
                           vlm_path=p.vlm, bridge=OmegaConf.to_container(cfg.bridge),
                           allow_latent_mismatch=cfg.large.allow_latent_mismatch,

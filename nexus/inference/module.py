@@ -11,7 +11,6 @@ resumes) with a noise seed derived from (seed, prompt id).
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import lightning as L
@@ -92,7 +91,7 @@ class BridgeModule(L.LightningModule):
             check_latent_space(hp.small_path, hp.large_path, hp.allow_latent_mismatch)
         export = Path(hp.export) if hp.export else None
         if export is not None:
-            _check_export(export, hp.vlm_path)
+            check_export(export, hp.vlm_path)
         if need_large:
             self.large, self.large_2 = load_large(hp.large_path, dt)
         if need_small:
@@ -180,7 +179,7 @@ def load_large(path: str | Path, dtype: torch.dtype):
     return first.requires_grad_(False), second.requires_grad_(False) if second is not None else None
 
 
-def _check_export(export: Path, vlm_path: str | None) -> None:
+def check_export(export: Path, vlm_path: str | None) -> None:
     """A stage-1 export must hold a connector whose config fits the VLM it will read."""
     cfg = export / "connector" / "config.json"
     if vlm_path:

@@ -88,7 +88,7 @@ def check_folder(out_dir: str | Path, record: dict, prompts: list[Prompt], overw
     the folder is new (or will be cleared by overwrite). Reads only."""
     out_dir = Path(out_dir)
     old, made = read_json(out_dir / RECORD), videos(out_dir)
-    if overwrite or (old is None and not made):
+    if overwrite or not made:       # nothing to keep apart (a folder whose first command failed holds no video)
         return None
     way_out = (f"sample into another folder (run.name=<name> or out_dir=<folder>), or pass overwrite=true to delete "
                f"its {len(made)} videos and sample afresh")
@@ -112,12 +112,12 @@ def claim_folder(out_dir: str | Path, record: dict, prompts: list[Prompt], old: 
     """Carry out check_folder's verdict (rank 0): clear the folder for overwrite, write the record (with this
     launch) and the merged prompt manifest. -> the record as written."""
     out_dir = Path(out_dir)
-    if overwrite:
-        for f in videos(out_dir):
+    if old is None:                 # a new folder, or one made anew: nothing of an earlier record carries over
+        for f in videos(out_dir) if overwrite else []:
             f.unlink()
         for name in (RECORD, MANIFEST):
             (out_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "eval", ignore_errors=True)      # scores of the deleted videos
+        shutil.rmtree(out_dir / "eval", ignore_errors=True)      # scores of deleted videos
     out_dir.mkdir(parents=True, exist_ok=True)
     rec = {**record, "created": old["created"], "launches": old.get("launches", [])} if old else dict(record)
     rec["launches"] = [*rec["launches"], {"time": now(), "command": command_line(), "prompts": len(prompts),

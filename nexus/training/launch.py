@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import lightning as L
 from hydra.errors import InstantiationException
