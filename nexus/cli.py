@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -47,15 +48,11 @@ def _flat_keys(cfg) -> list[str]:
     return list(walk(OmegaConf.to_container(cfg, resolve=False), ""))
 
 
-def compose(config_dir: str | Path, config_name: str, overrides: list[str], schema=None):
-    """Compose a tool's config like Hydra does for a run, then check it against `schema` (nexus.schema)."""
+def compose(config_dir: str | Path, config_name: str, overrides: list[str]):
+    """Compose a tool's config like Hydra does for a run."""
     from hydra import compose as hydra_compose, initialize_config_dir
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        cfg = hydra_compose(config_name, overrides=overrides)
-    if schema is not None:
-        from nexus.schema import validate
-        cfg = validate(cfg, schema)
-    return cfg
+        return hydra_compose(config_name, overrides=overrides)
 
 
 def _base_keys(config_dir, config_name) -> list[str]:
@@ -100,49 +97,68 @@ def help_text(doc: str, config_dir: Path, config_name: str, groups: tuple[str, .
 
 
 # ---- the entry points ------------------------------------------------------------------------------------------
-def hydra_tool(doc: str, config_dir: str, config_name: str, task: Callable, schema=None,
-               groups: tuple[str, ...] = (), folder_key: str | None = None,
-               folder_keys: tuple[str, ...] = (), required: dict[str, str] | None = None,
-               argv: list[str] | None = None):
-    """Run `task(cfg)` for a Hydra tool (see the module docstring).
+@dataclass
+class Tool:
+    """A Hydra tool: where its config lives and how it is checked.
 
     folder_key: the config key naming the output folder (run.dir, out_dir), which a sweep job extends with its
     swept values; folder_keys: the keys that already make that folder distinct (run.name, ...);
-    required: for keys that must be given, what to give (said when one is missing)."""
+    required: for keys that must be given, what to give (said when one is missing); defaults: overrides put
+    before the user's (values the tool does not use but the shared config requires)."""
+    doc: str
+    config_dir: Path
+    config_name: str
+    schema: type | None = None
+    groups: tuple[str, ...] = ()
+    folder_key: str | None = None
+    folder_keys: tuple[str, ...] = ()
+    required: dict[str, str] = field(default_factory=dict)
+    defaults: tuple[str, ...] = ()
+
+
+def load_config(tool: Tool, overrides: list[str], swept: list[str] = ()):
+    """The tool's config for these overrides, checked: keys, groups, required values, types (the schema).
+    In a sweep, the swept keys are only checked to exist (each job checks its values)."""
+    fixed = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in swept]
+    cfg = compose(tool.config_dir, tool.config_name, [*tool.defaults, *fixed])
+    _check_required(cfg, tool.required)
+    _check_swept(cfg, [k for k in swept if f"+{k}=" not in " ".join(overrides)], tool.groups)
+    if tool.schema is not None:
+        from nexus.schema import validate
+        cfg = validate(cfg, tool.schema)
+    return cfg
+
+
+def hydra_tool(tool: Tool, task: Callable, argv: list[str] | None = None):
+    """Run `task(cfg)` for a Hydra tool (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    config_dir = Path(config_dir)
     if "-h" in argv or "--help" in argv:
-        print(help_text(doc, config_dir, config_name, groups))
+        print(help_text(tool.doc, tool.config_dir, tool.config_name, tool.groups))
         return None
     if "--debug" in argv:
         argv.remove("--debug")
         os.environ["HYDRA_FULL_ERROR"] = "1"
     console.quiet_third_party()
+    argv = [*tool.defaults, *argv]
     if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in argv):       # Hydra's own flags: Hydra's behaviour
-        return _hydra_main(config_dir, config_name, task, argv)
+        return _hydra_main(tool, task, argv)
     multirun = any(a in ("-m", "--multirun") for a in argv)
     overrides = [a for a in argv if a not in ("-m", "--multirun")]
     unknown = [a for a in overrides if a.startswith("-")]
+    swept: list[str] = []
     try:
         if unknown:
             from nexus.errors import UserError
             raise UserError(f"unknown option {unknown[0]}: overrides are key=value; flags are -m/--multirun, --debug, "
                             f"--help and Hydra's (--cfg job, --info, --hydra-help)")
         swept = swept_keys(overrides) if multirun else []
-        fixed = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in swept]
-        cfg = compose(config_dir, config_name, fixed if multirun else overrides)
-        _check_required(cfg, required)
-        _check_swept(cfg, [k for k in swept if f"+{k}=" not in " ".join(overrides)], groups)
-        if schema is not None:
-            from nexus.schema import validate
-            cfg = validate(cfg, schema)
+        cfg = load_config(replace(tool, defaults=()), overrides, swept)
     except SystemExit:
         raise
     except Exception as e:        # noqa: BLE001  a user's mistake becomes one line; a bug is re-raised
-        _fail(e, _base_keys(config_dir, config_name))
+        _fail(e, _base_keys(tool.config_dir, tool.config_name))
     if multirun:
-        return _hydra_main(config_dir, config_name, _sweep_job(task, schema, swept, folder_key, folder_keys),
-                           argv)
+        return _hydra_main(tool, _sweep_job(task, tool, swept), argv)
     console.capture()
     return _run(task, cfg)
 
@@ -193,7 +209,7 @@ def _run(task: Callable, cfg):
         _fail(e)
 
 
-def _sweep_job(task: Callable, schema, swept: list[str], folder_key: str | None, folder_keys: tuple[str, ...]):
+def _sweep_job(task: Callable, tool: Tool, swept: list[str]):
     """One job of a Hydra sweep: its own folder, and a command line (sys.argv) that names exactly this job, so
     Lightning's subprocess launcher starts the other ranks of this job, not the whole sweep again."""
     def job(cfg):
@@ -201,20 +217,20 @@ def _sweep_job(task: Callable, schema, swept: list[str], folder_key: str | None,
         from omegaconf import OmegaConf, open_dict
         task_overrides = list(HydraConfig.get().overrides.task)
         try:
-            _check_required(cfg)
-            if schema is not None:
+            _check_required(cfg, tool.required)
+            if tool.schema is not None:
                 from nexus.schema import validate
-                cfg = validate(cfg, schema)
+                cfg = validate(cfg, tool.schema)
         except Exception as e:    # noqa: BLE001
             _fail(e)
-        if folder_key:
-            suffix = job_suffix(task_overrides, swept, folder_keys)
+        if tool.folder_key:
+            suffix = job_suffix(task_overrides, swept, tool.folder_keys)
             if suffix:
-                folder = f"{OmegaConf.select(cfg, folder_key)}/{suffix}"
+                folder = f"{OmegaConf.select(cfg, tool.folder_key)}/{suffix}"
                 with open_dict(cfg):
-                    OmegaConf.update(cfg, folder_key, folder, merge=False)
-                task_overrides = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") != folder_key]
-                task_overrides.append(f"{folder_key}={_quote(folder)}")
+                    OmegaConf.update(cfg, tool.folder_key, folder, merge=False)
+                task_overrides = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") != tool.folder_key]
+                task_overrides.append(f"{tool.folder_key}={_quote(folder)}")
         sys.argv = [sys.argv[0], *task_overrides]
         console.capture()
         print(f"sweep job #{HydraConfig.get().job.num}: {' '.join(task_overrides)}", flush=True)
@@ -222,10 +238,10 @@ def _sweep_job(task: Callable, schema, swept: list[str], folder_key: str | None,
     return job
 
 
-def _hydra_main(config_dir: Path, config_name: str, task: Callable, argv: list[str]):
+def _hydra_main(tool: Tool, task: Callable, argv: list[str]):
     import hydra
     sys.argv = [sys.argv[0], *argv]
-    return hydra.main(config_path=str(config_dir), config_name=config_name, version_base=None)(task)()
+    return hydra.main(config_path=str(tool.config_dir), config_name=tool.config_name, version_base=None)(task)()
 
 
 def run_tool(main: Callable, argv: list[str] | None = None):

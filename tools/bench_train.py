@@ -20,14 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import hydra  # noqa: E402
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from lightning.fabric.utilities.throughput import get_available_flops  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
+from nexus.cli import ROOT, Tool, hydra_tool  # noqa: E402
 from nexus.models.presets import PRESETS  # noqa: E402
+from nexus.schema import Fit  # noqa: E402
 from nexus.models.tiny import ensure_tiny_models  # noqa: E402
 from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
 
@@ -56,7 +57,6 @@ def batches(n: int, b: int, shape: tuple, text: int, text_dim: int, vlm: int, vl
     return [one] * n
 
 
-@hydra.main(config_path="../recipes", config_name="fit", version_base=None)
 def main(cfg) -> None:
     bc = cfg.bench
     steps, warmup, preset, vlm_tokens, text_tokens = bc.steps, bc.warmup, bc.preset, bc.vlm_tokens, bc.text_tokens
@@ -66,7 +66,7 @@ def main(cfg) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
     if preset:                       # a real generator's architecture with random weights: no download
         if preset not in PRESETS:
-            sys.exit(f"preset={preset}: choose one of {sorted(PRESETS)}")
+            raise ValueError(f"bench.preset={preset}: choose one of {sorted(PRESETS)}")
         (tmp / "wan" / "transformer").mkdir(parents=True)
         (tmp / "wan" / "transformer" / "config.json").write_text(json.dumps(PRESETS[preset]))
         wan = str(tmp / "wan")
@@ -117,5 +117,9 @@ def main(cfg) -> None:
     print(f"\nwrote {out}")
 
 
+TOOL = Tool(__doc__, ROOT / "recipes", "fit", Fit, groups=("recipe", "strategy", "logger"),
+            defaults=("data.shards=unused",))      # the benchmark feeds its own batches
+
+
 if __name__ == "__main__":
-    main()
+    hydra_tool(TOOL, main)

@@ -12,7 +12,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.cli import ROOT, hydra_tool  # noqa: E402
+from nexus.cli import ROOT, Tool, hydra_tool  # noqa: E402
+from nexus.schema import Evaluate  # noqa: E402
+
+TOOL = Tool(__doc__, ROOT / "recipes" / "evaluate", "evaluate", Evaluate, groups=("recipe",), folder_key="out",
+            folder_keys=("out",),
+            required={"videos": "add videos=<the folder of mp4 files to score>, e.g. videos=runs/tiny/samples/upfb"})
 
 
 def task(cfg):
@@ -21,7 +26,4 @@ def task(cfg):
 
 
 if __name__ == "__main__":
-    from nexus.schema import Evaluate
-    hydra_tool(__doc__, ROOT / "recipes" / "evaluate", "evaluate", task, Evaluate, groups=("recipe",),
-               folder_key="out", folder_keys=("out",),
-               required={"videos": "add videos=<the folder of mp4 files to score>, e.g. videos=runs/tiny/samples/upfb"})
+    hydra_tool(TOOL, task)

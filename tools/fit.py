@@ -14,7 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.cli import ROOT, hydra_tool  # noqa: E402
+from nexus.cli import ROOT, Tool, hydra_tool  # noqa: E402
+from nexus.schema import Fit  # noqa: E402
+
+TOOL = Tool(__doc__, ROOT / "recipes", "fit", Fit, groups=("recipe", "strategy", "logger"), folder_key="run.dir",
+            folder_keys=("run.name", "run.dir", "run.root"),
+            required={"data.shards": "add the webdataset shards, e.g. "
+                                     "'data.shards=\"/data/clips/shard-{000000..000999}.tar\"'"})
 
 
 def task(cfg):
@@ -23,7 +29,4 @@ def task(cfg):
 
 
 if __name__ == "__main__":
-    from nexus.schema import Fit
-    hydra_tool(__doc__, ROOT / "recipes", "fit", task, Fit, groups=("recipe", "strategy", "logger"),
-               folder_key="run.dir", folder_keys=("run.name", "run.dir", "run.root"),
-               required={"data.shards": "add the webdataset shards, e.g. 'data.shards=\"/data/clips/shard-{000000..000999}.tar\"'"})
+    hydra_tool(TOOL, task)

@@ -15,7 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.cli import ROOT, hydra_tool  # noqa: E402
+from nexus.cli import ROOT, Tool, hydra_tool  # noqa: E402
+from nexus.schema import Sample  # noqa: E402
+
+TOOL = Tool(__doc__, ROOT / "recipes" / "sample", "sample", Sample, groups=("recipe",), folder_key="out_dir",
+            folder_keys=("run.name", "out_dir", "run.root"))
 
 
 def task(cfg):
@@ -24,6 +28,4 @@ def task(cfg):
 
 
 if __name__ == "__main__":
-    from nexus.schema import Sample
-    hydra_tool(__doc__, ROOT / "recipes" / "sample", "sample", task, Sample, groups=("recipe",),
-               folder_key="out_dir", folder_keys=("run.name", "out_dir", "run.root"))
+    hydra_tool(TOOL, task)

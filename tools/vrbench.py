@@ -1,6 +1,6 @@
 """VR-Bench: judge videos with a local VLM and score them; compare runs (README "VR-Bench").
 
-  # judge a folder of <case id>.mp4 (e.g. tools/sample.py prompt_file=../shared/vrbench output)
+  # judge a folder of <case id>.mp4 (e.g. tools/sample.py prompt_file=data/vrbench output)
   python tools/vrbench.py evaluate --videos runs/nexus/samples/upfb --judge /models/Qwen3-VL-30B-A3B-Instruct \\
       --out runs/vrbench/upfb [--mode generate|prob] [--only DRF,CAC_003] [--limit 10]
   # generate the videos first through the inference module (recipes/sample overrides), into <out>/videos
@@ -25,7 +25,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("evaluate", help="judge the videos of the VR-Bench cases and write scores")
-    e.add_argument("--cases", default="../shared/vrbench", help="VR-Bench .json file or folder")
+    e.add_argument("--cases", default=str(Path(__file__).resolve().parents[1] / "data" / "vrbench"),
+                   help="VR-Bench .json file or folder (default: the cases shipped in data/vrbench)")
     e.add_argument("--videos", help="folder of <case id>.mp4 (default with --generate: <out>/videos)")
     e.add_argument("--generate", metavar="OVERRIDES", help="sample the videos first: tools/sample.py overrides")
     e.add_argument("--judge", default=os.environ.get("NEXUS_JUDGE_PATH"),

@@ -12,7 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.cli import ROOT, hydra_tool  # noqa: E402
+from nexus.cli import ROOT, Tool, hydra_tool  # noqa: E402
+from nexus.schema import WatchEval  # noqa: E402
+
+TOOL = Tool(__doc__, ROOT / "recipes" / "sample", "watch_eval", WatchEval, groups=("recipe",),
+            required={"run_dir": "add run_dir=<the stage-1 run to watch>, e.g. run_dir=runs/tiny/default"})
 
 
 def task(cfg):
@@ -21,6 +25,4 @@ def task(cfg):
 
 
 if __name__ == "__main__":
-    from nexus.schema import WatchEval
-    hydra_tool(__doc__, ROOT / "recipes" / "sample", "watch_eval", task, WatchEval, groups=("recipe",),
-               required={"run_dir": "add run_dir=<the stage-1 run to watch>, e.g. run_dir=runs/tiny/default"})
+    hydra_tool(TOOL, task)

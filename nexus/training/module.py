@@ -40,7 +40,7 @@ class AlignmentModule(L.LightningModule):
             raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
         if not 0.0 <= cfg_dropout < 1.0:
             raise ValueError(f"model.cfg_dropout={cfg_dropout} must lie in [0, 1)")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)     # the logger gets the whole run from RunRecord instead
         self.connector_config = ConnectorConfig(**(connector or {}))
         self.transformer = self.connector = None
         self.encoders: FrozenEncoders | None = None    # a plain attribute: not a submodule, never checkpointed

@@ -95,7 +95,7 @@ def load_cases(path: str | Path) -> tuple[list[Case], list[str]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"cases={path}: no such file or folder (the public VR-Bench JSON files, "
-                                f"e.g. ../shared/vrbench)")
+                                f"e.g. data/vrbench)")
     entries, problems = [], []
     for f in vrbench_files(path):
         try:
