@@ -25,7 +25,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nexus.errors import UserError
-from nexus.provenance import command_line, covered, describe, differences, git_state, now, read_json, write_json
+from nexus.provenance import command_line, covered, describe, differences, flatten, git_state, now, read_json, write_json
 from nexus.slurm.resume import newest_checkpoint, prune_hpc_saves
 
 RUN_FILE, CONFIG_FILE = "run.json", "config.yaml"
@@ -110,9 +110,12 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     _check_owner(run_dir, old, cfg.name, fingerprint, force)
     changes = []
     saved = run_dir / CONFIG_FILE
-    if saved.is_file():     # what differs, leaving out where things are (paths, run.*) and the benchmark keys
+    if saved.is_file():     # what differs, leaving out where things are (paths, run.*), the benchmark keys and
+        # the keys that only repeat another (data.seed: ${seed}), which is listed itself
+        derived = tuple(k for k, v in flatten(OmegaConf.to_container(cfg, resolve=False)).items()
+                        if isinstance(v, str) and "${" in v)
         changes = differences(OmegaConf.to_container(OmegaConf.load(saved), resolve=False), config,
-                              ("run.", "paths.", "model.wan_path", "model.vlm_path", "bench."))
+                              ("run.", "paths.", "bench.", *derived))
         refused = [c for c in changes if not covered(c[0], MAY_CHANGE)]
         if refused and not force:
             raise UserError(
