@@ -158,3 +158,16 @@ def test_wandb_follows_its_own_environment(tmp_path, monkeypatch):
     init = lg._wandb_init
     assert not lg._offline and "anonymous" not in init
     assert (init["id"], init["entity"], init["group"], init["tags"], init["notes"]) == ("abc", "team", "g", ["t"], "n")
+
+
+def test_the_metric_keys_the_readme_names_are_logged(tmp_path, tiny_models, tiny_shards):
+    import csv
+    import re
+    t = run_fit(tmp_path, tiny_models, tiny_shards, "trainer.max_steps=6", "throughput_window=2")
+    with open(Path(t.logger.log_dir) / "metrics.csv") as f:
+        logged = set(next(csv.reader(f)))
+    text = (ROOT / "README.md").read_text()
+    paragraph = text[text.index("**Logged:**"):text.index("**W&B**")]
+    named = set(re.findall(r"`([a-z_]+/[a-z_/]+)`", paragraph))
+    assert len(named) >= 8
+    assert named - {"train/device/mfu"} <= logged, named - logged      # mfu: only on GPUs Lightning knows

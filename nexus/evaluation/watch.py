@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from nexus import console
 from nexus.data.video import atomic_write
 from nexus.evaluation.callback import eval_prompts
 from nexus.evaluation.run import logged_values, read_folder, score_videos, suite_from_config, write_report
@@ -63,6 +64,7 @@ def watch(cfg: DictConfig) -> dict[str, dict]:
     prompts = eval_prompts(cfg.get("prompts"), cfg.get("prompt_file"))      # bad prompts fail before any loading
     root = run_dir / "eval_watch"
     root.mkdir(exist_ok=True)
+    console.attach_log(root / "watch_eval.log")
     prompt_file = root / "prompts.jsonl"
     with atomic_write(prompt_file) as f:
         f.write("".join(json.dumps({"id": p.id, "prompt": p.text}) + "\n" for p in prompts).encode())
