@@ -11,6 +11,14 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+@pytest.fixture(autouse=True)
+def _own_wandb_service_per_process():
+    """wandb.init in this process exports WANDB_SERVICE; a tool started afterwards would inherit it and share
+    this process's W&B service, which may still hold a run id the tool resumes ("run ID ... is in use")."""
+    yield
+    os.environ.pop("WANDB_SERVICE", None)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     from nexus.models.tiny import ensure_tiny_models

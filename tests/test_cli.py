@@ -115,17 +115,23 @@ def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
 
 
 def test_console_goes_to_the_run_log_without_third_party_noise(tmp_path, tiny_models, tiny_shards):
-    r = run("tools/fit.py", "recipe=tiny", f"run.root={tmp_path}/runs", f"paths.wan={tiny_models['wan']}",
-            f"paths.vlm={tiny_models['vlm']}", "paths.tiny_models=null", f"data.shards={tiny_shards}",
-            "trainer.max_steps=3", "logger=csv", env={"COLUMNS": "120"})
+    args = ["tools/fit.py", "recipe=tiny", f"run.root={tmp_path}/runs", f"paths.wan={tiny_models['wan']}",
+            f"paths.vlm={tiny_models['vlm']}", "paths.tiny_models=null", f"data.shards={tiny_shards}", "logger=csv"]
+    r = run(*args, "trainer.max_steps=3", env={"COLUMNS": "120"})
     assert r.returncode == 0, r.stderr[-3000:]
     log = (tmp_path / "runs" / "tiny" / "default" / "fit.log").read_text()
     assert "starting a new run in" in log and "`Trainer.fit` stopped: `max_steps=3` reached." in log
-    assert "train step: 100%" in log and "3/3" in log and "loss=" in log and "grad_norm=" in log
+    assert "train step: 100%" in log and "| 3/3 [" in log and "loss=" in log and "grad_norm=" in log
+    assert "lr_connector=" in log and "lr_generator=" in log
     assert "\r" not in log and "\x1b[" not in log                 # bars collapsed to their last state
-    for noise in ("Setting accelerator to CPU", "Tip:", "enable_nested_tensor", "LeafSpec", "anonymous setting"):
+    for noise in ("Setting accelerator to CPU", "Tip:", "enable_nested_tensor", "LeafSpec", "anonymous setting",
+                  "srun` command is available"):
         assert noise not in r.stdout + r.stderr, noise
-    assert "Epoch 0/-2" not in r.stdout + r.stderr
+    r = run(*args, "trainer.max_steps=5", env={"COLUMNS": "120"})       # resumed: the bar counts on from step 3
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = (tmp_path / "runs" / "tiny" / "default" / "fit.log").read_text()
+    assert "resuming" in log and "| 5/5 [" in log and "3/3" in log      # both launches, appended
+    assert "Epoch" not in r.stdout + r.stderr and "5/3" not in r.stdout + r.stderr
 
 
 def test_console_log_of_sample_and_evaluate(tmp_path, tiny_models):

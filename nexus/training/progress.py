@@ -16,8 +16,8 @@ class StepProgressBar(TQDMProgressBar):
                                        position=2 * self.process_position, disable=self.is_disabled, leave=True,
                                        dynamic_ncols=True, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
 
-    def on_train_epoch_start(self, trainer, *_) -> None:      # one bar over steps, not one per epoch
-        pass
+    def on_train_epoch_start(self, trainer, *_) -> None:
+        """One bar over steps: not reset per epoch, as Lightning's is."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         bar = self.train_progress_bar
@@ -26,7 +26,7 @@ class StepProgressBar(TQDMProgressBar):
             bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        pass
+        """The bar stays open across epochs; it closes when training ends."""
 
     def get_metrics(self, trainer, pl_module) -> dict:
         shown = {k.split("/")[-1]: v for k, v in super().get_metrics(trainer, pl_module).items() if k != "v_num"}
