@@ -76,12 +76,19 @@ ARGPARSE_ERRORS = [
     (("tools/latent_mmd.py", "--small", "/x", "--large", "/y", "--frames", "10"), ("--frames=10 is not 4k+1",)),
     (("tools/vrbench.py", "evaluate", "--videos", "/nonexistent", "--judge", "tiny", "--out", "/tmp/nexus-never"),
      ("--videos /nonexistent: no such folder",)),
+    (("tools/precompute.py", "--shards", "/nonexistent/*.tar", "--out", "/tmp/nexus-never", "--wan", "/x",
+      "--vlm", "/y"), ("--wan=/x: no such folder",)),
+    (("tools/prepare_shards.py", "--videos", "/nonexistent", "--manifest", "/nonexistent.csv", "--out",
+      "/tmp/nexus-never"), ("--videos /nonexistent is not a folder",)),
+    (("tools/bench_data.py", "--frames", "10"), ("--frames=10 is not 4k+1",)),
+    (("tools/bench_sample.py", "--frames", "10"), ("--frames=10 is not 4k+1",)),
 ]
 
 
 @pytest.mark.parametrize("args,fragments", ARGPARSE_ERRORS, ids=[a[0] for a, _ in ARGPARSE_ERRORS])
 def test_argparse_tool_mistakes_are_one_line(args, fragments):
     one_line_error(run(*args), *fragments)
+    assert not Path("/tmp/nexus-never").exists()
 
 
 def test_debug_shows_the_traceback():

@@ -17,6 +17,7 @@ from nexus.data.datamodule import ShardDataModule  # noqa: E402
 from nexus.data.shards import ShardIndex, expand_shards, write_shards  # noqa: E402
 from nexus.data.synthetic import synthetic_samples  # noqa: E402
 from nexus.data.video import decode_mp4  # noqa: E402
+from nexus.shapes import check_clip_shape  # noqa: E402
 
 
 def bare_decode(index: ShardIndex, frames: int, n: int) -> tuple[float, int]:
@@ -51,6 +52,7 @@ def main(argv=None) -> None:
     p.add_argument("--batches", type=int, default=16)
     p.add_argument("--out", default="bench/data.json")
     a = p.parse_args(argv)
+    check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
     shards = a.shards
     if shards is None:
         tmp = tempfile.mkdtemp(prefix="nexus-bench-data-")

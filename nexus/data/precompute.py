@@ -25,7 +25,8 @@ from nexus.data.datamodule import DecodedShards
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.video import atomic_write
 from nexus.models.encoders import FrozenEncoders, save_null_features
-from nexus.models.loading import DTYPES
+from nexus.models.loading import DTYPES, VLM_LAYOUT, WAN_LAYOUT, check_folder
+from nexus.shapes import check_clip_shape
 from nexus.models.understanding import INSTRUCTION
 
 # bump when the encoding itself changes (posterior mode, normalisation, prompt handling): old keys then miss
@@ -155,11 +156,14 @@ def precompute(shards, out_dir: str | Path, wan_path: str, vlm_path: str, num_fr
                progress: bool = True) -> dict:
     """Encode the clips of `shards` not yet in `out_dir`; -> {"seen", "skipped", "written", "shards"}."""
     if dtype not in DTYPES:
-        raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+        raise ValueError(f"--dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+    check_clip_shape(num_frames, height, width, keys=("--num-frames", "--height", "--width"))
+    check_folder("--wan", wan_path, WAN_LAYOUT, env="NEXUS_WAN_PATH")      # before anything is created
+    check_folder("--vlm", vlm_path, VLM_LAYOUT, env="NEXUS_VLM_PATH")
     identity = encoder_identity(wan_path, vlm_path, num_frames, height, width, dtype, instruction)
     index = ShardIndex(expand_shards(shards))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     # every rank computes the same pending list: nothing is written before all ranks join the process group
     done, pending = set(read_index(out)), []
     for i in range(len(index)):
