@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -121,25 +121,33 @@ def load_config(tool: Tool, overrides: list[str], swept: list[str] = ()):
     In a sweep, the swept keys are only checked to exist (each job checks its values)."""
     fixed = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in swept]
     cfg = compose(tool.config_dir, tool.config_name, [*tool.defaults, *fixed])
-    _check_required(cfg, tool.required)
     _check_swept(cfg, [k for k in swept if f"+{k}=" not in " ".join(overrides)], tool.groups)
-    if tool.schema is not None:
-        from nexus.schema import validate
-        cfg = validate(cfg, tool.schema)
-    return cfg
+    return checked(tool, cfg)
+
+
+def checked(tool: Tool, cfg):
+    """Required values given, types right (the tool's schema): -> the typed config."""
+    _check_required(cfg, tool.required)
+    if tool.schema is None:
+        return cfg
+    from nexus.schema import validate
+    return validate(cfg, tool.schema)
+
+
+def _debug(argv: list[str]) -> list[str]:
+    """--debug: tracebacks instead of one-line errors (as HYDRA_FULL_ERROR=1 does for Hydra)."""
+    if "--debug" in argv:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    return [a for a in argv if a != "--debug"]
 
 
 def hydra_tool(tool: Tool, task: Callable, argv: list[str] | None = None):
     """Run `task(cfg)` for a Hydra tool (see the module docstring)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _debug(list(sys.argv[1:] if argv is None else argv))
     if "-h" in argv or "--help" in argv:
         print(help_text(tool.doc, tool.config_dir, tool.config_name, tool.groups))
         return None
-    if "--debug" in argv:
-        argv.remove("--debug")
-        os.environ["HYDRA_FULL_ERROR"] = "1"
     console.quiet_third_party()
-    argv = [*tool.defaults, *argv]
     if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in argv):       # Hydra's own flags: Hydra's behaviour
         return _hydra_main(tool, task, argv)
     multirun = any(a in ("-m", "--multirun") for a in argv)
@@ -152,7 +160,7 @@ def hydra_tool(tool: Tool, task: Callable, argv: list[str] | None = None):
             raise UserError(f"unknown option {unknown[0]}: overrides are key=value; flags are -m/--multirun, --debug, "
                             f"--help and Hydra's (--cfg job, --info, --hydra-help)")
         swept = swept_keys(overrides) if multirun else []
-        cfg = load_config(replace(tool, defaults=()), overrides, swept)
+        cfg = load_config(tool, overrides, swept)
     except SystemExit:
         raise
     except Exception as e:        # noqa: BLE001  a user's mistake becomes one line; a bug is re-raised
@@ -217,10 +225,7 @@ def _sweep_job(task: Callable, tool: Tool, swept: list[str]):
         from omegaconf import OmegaConf, open_dict
         task_overrides = list(HydraConfig.get().overrides.task)
         try:
-            _check_required(cfg, tool.required)
-            if tool.schema is not None:
-                from nexus.schema import validate
-                cfg = validate(cfg, tool.schema)
+            cfg = checked(tool, cfg)
         except Exception as e:    # noqa: BLE001
             _fail(e)
         if tool.folder_key:
@@ -240,17 +245,14 @@ def _sweep_job(task: Callable, tool: Tool, swept: list[str]):
 
 def _hydra_main(tool: Tool, task: Callable, argv: list[str]):
     import hydra
-    sys.argv = [sys.argv[0], *argv]
+    sys.argv = [sys.argv[0], *tool.defaults, *argv]
     return hydra.main(config_path=str(tool.config_dir), config_name=tool.config_name, version_base=None)(task)()
 
 
 def run_tool(main: Callable, argv: list[str] | None = None):
     """An argparse tool's main(argv) with one-line user errors (exit 2) instead of tracebacks."""
     console.quiet_third_party()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--debug" in argv:
-        argv.remove("--debug")
-        os.environ["HYDRA_FULL_ERROR"] = "1"
+    argv = _debug(list(sys.argv[1:] if argv is None else argv))
     try:
         return main(argv)
     except SystemExit:
