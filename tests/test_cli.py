@@ -154,3 +154,26 @@ def test_console_log_of_sample_and_evaluate(tmp_path, tiny_models):
     assert "wrote" in (out / "eval" / "evaluate.log").read_text()
     scores = json.loads((out / "eval" / "scores.json").read_text())
     assert scores["rows"][0]["prompt"] == "a red ball" and scores["prompts_from"] == str(out / "prompts.jsonl")
+
+
+def test_only_the_known_noise_is_filtered():
+    import logging
+    import warnings
+    from nexus import console
+    console.quiet_third_party()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.warn("enable_nested_tensor is True, but self.use_nested_tensor is False", UserWarning)
+        warnings.warn("a real problem with the data", UserWarning)
+    assert [str(w.message) for w in seen] == ["a real problem with the data"]
+    got = []
+    handler = logging.Handler()
+    handler.emit = lambda record: got.append(record.getMessage())
+    for name, message in (("DeepSpeed", "Setting accelerator to CPU. If you have GPU ..."),
+                          ("DeepSpeed", "ZeRO stage 2 is on"),
+                          ("lightning.pytorch.utilities.rank_zero", "💡 Tip: try litlogger"),
+                          ("lightning.pytorch.utilities.rank_zero", "GPU available: False, used: False")):
+        log = logging.getLogger(name)
+        log.addHandler(handler)
+        log.warning(message)
+        log.removeHandler(handler)
+    assert got == ["ZeRO stage 2 is on", "GPU available: False, used: False"]
