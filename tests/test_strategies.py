@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 
-from nexus.training.strategies import CPUDeepSpeedStrategy, ddp_strategy, deepspeed_strategy
+from nexus.training.strategies import AtomicDeepSpeedStrategy, CPUDeepSpeedStrategy, ddp_strategy, deepspeed_strategy
 
 SCRIPT = Path(__file__).parent / "scripts" / "zero_cpu_run.py"
 
@@ -27,7 +27,8 @@ def test_deepspeed_strategy_types():
     assert cpu._process_group_backend == "gloo"
     assert cpu.config["zero_optimization"]["stage"] == 3
     gpu = deepspeed_strategy(stage=1, offload_optimizer=True, cpu=False)
-    assert type(gpu) is DeepSpeedStrategy
+    assert type(gpu) is AtomicDeepSpeedStrategy and isinstance(gpu, DeepSpeedStrategy)
+    assert isinstance(cpu, AtomicDeepSpeedStrategy)          # saves appear only when complete, on both
     assert gpu.config["zero_optimization"]["stage"] == 1
     assert "offload_optimizer" in gpu.config["zero_optimization"]
     auto = deepspeed_strategy(stage=0)

@@ -13,7 +13,7 @@ import torch
 
 from helpers import ROOT, compose_fit, tiny_overrides
 from nexus.slurm.requeue import Requeued
-from nexus.slurm.resume import newest_checkpoint, prune_hpc_saves
+from nexus.slurm.resume import complete_saves, incomplete_saves, newest_checkpoint, prune_hpc_saves
 from nexus.slurm.submit import SubmitError, submit
 from nexus.training.launch import fit
 
@@ -120,7 +120,15 @@ def test_newest_complete_checkpoint_wins_and_stale_saves_are_pruned(tmp_path):
     prune_hpc_saves(tmp_path, newest_checkpoint(tmp_path))
     assert sorted(p.name for p in ck.iterdir()) == ["hpc-step00000012.ckpt", "last.ckpt"] and not hpc1.exists()
     os.utime(last, (200, 200))
-    assert newest_checkpoint(tmp_path) == last                       # a tie goes to last.ckpt
+    assert newest_checkpoint(tmp_path) == hpc2                       # a tie in time goes to the known step
+    step = make("step00000014.ckpt", 250)                            # a step save is a save like the others
+    assert newest_checkpoint(tmp_path) == step
+    last.unlink()
+    last.symlink_to(step.name)                                       # last.ckpt -> the newest step save
+    assert newest_checkpoint(tmp_path) == step and complete_saves(tmp_path) == [hpc2, step]
+    (ck / ".step00000016.ckpt.partial").mkdir()                      # a DeepSpeed save cut short
+    assert newest_checkpoint(tmp_path) == step
+    assert [p.name for p in incomplete_saves(tmp_path)] == [".step00000016.ckpt.partial"]
 
 
 def test_sigusr1_saves_stops_and_the_rerun_resumes(tmp_path, tiny_models, tiny_shards):
@@ -139,8 +147,9 @@ def test_sigusr1_saves_stops_and_the_rerun_resumes(tmp_path, tiny_models, tiny_s
     steps = [sorted({int(r["step"]) for r in csv.DictReader(open(f)) if r.get("train/loss")})
              for f in sorted((ck.parent / "csv").glob("version_*/metrics.csv"))]
     assert steps == [[0, 1, 2, 3], [4, 5]]
-    assert sorted(p.name for p in ck.iterdir()) == ["hpc-step00000004.ckpt", "last.ckpt", "step00000005.ckpt",
-                                                     "step00000006.ckpt"]
+    # the finished run's final save supersedes the stop-signal save, which is removed
+    assert sorted(p.name for p in ck.iterdir()) == ["last.ckpt", "step00000005.ckpt", "step00000006.ckpt"]
+    assert os.readlink(ck / "last.ckpt") == "step00000006.ckpt"
 
 
 def test_zero_checkpoint_of_another_world_size_is_refused_at_submit(tmp_path):

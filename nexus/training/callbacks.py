@@ -1,19 +1,42 @@
-"""Callbacks and plugins of the stage-1 run: step checkpoints that also save the final step, crash-safe
-checkpoint files, and throughput (samples/s, latent tokens/s) through Lightning's ThroughputMonitor."""
+"""Callbacks and plugins of the stage-1 run: crash-consistent checkpoints (step saves, a `last.ckpt` link, the
+final step) and throughput (samples/s, latent tokens/s) through Lightning's ThroughputMonitor.
+
+A save becomes visible only when it is complete: a file is written as `.<name>.tmp` and renamed; a DeepSpeed
+folder is written as `.<name>.partial` by every rank and renamed by rank 0 once all are done
+(nexus.training.strategies). Nothing is rewritten in place: `last.ckpt` is a symbolic link to the newest step
+save, swapped atomically, so it is never a half-written copy (and never a second full copy on disk).
+"""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nexus.shapes import latent_tokens
+from nexus.slurm.resume import prune_hpc_saves
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Rename a complete save into place. A final name is only ever replaced when a save of the same name is
+    made again; the old one is moved aside first, then removed."""
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        os.replace(final, old)
+        os.replace(partial, final)
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    else:
+        os.replace(partial, final)
 
 
 class StepCheckpoint(ModelCheckpoint):
-    """Every N optimizer steps keep the newest K, plus last.ckpt; also save when training ends on a step that
-    was not a multiple of N (Lightning only saves on steps or epochs). Never on an exception or Ctrl-C."""
+    """Every N optimizer steps keep the newest K, with last.ckpt linking to the newest; also save when training
+    ends on a step that was not a multiple of N (Lightning only saves on steps or epochs), and then drop the
+    stop-signal saves, which that final save supersedes. Never on an exception or Ctrl-C."""
 
     def __init__(self, dirpath: str, every_n_steps: int, keep_last: int):
         if every_n_steps < 1 or keep_last < 1:
@@ -21,7 +44,20 @@ class StepCheckpoint(ModelCheckpoint):
                              f"must both be >= 1")
         super().__init__(dirpath=dirpath, filename="step{step:08d}", auto_insert_metric_name=False,
                          every_n_train_steps=every_n_steps, save_top_k=keep_last, monitor="step", mode="max",
-                         save_last=True)
+                         save_last="link", enable_version_counter=False)     # one run per directory: no -v1
+
+    @staticmethod
+    def _link_checkpoint(trainer, filepath: str, linkpath: str) -> None:
+        """last.ckpt -> the newest save, switched atomically (a new link renamed over the old one)."""
+        link = Path(linkpath)
+        if trainer.is_global_zero and os.path.abspath(filepath) != os.path.abspath(linkpath):
+            tmp = link.with_name(f".{link.name}.link")
+            tmp.unlink(missing_ok=True)
+            os.symlink(os.path.relpath(filepath, link.parent), tmp)
+            if link.is_dir() and not link.is_symlink():       # a full copy written by an older version
+                shutil.rmtree(link)
+            os.replace(tmp, link)
+        trainer.strategy.barrier()
 
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.global_step > 0 and self._last_global_step_saved != trainer.global_step:
@@ -29,17 +65,23 @@ class StepCheckpoint(ModelCheckpoint):
             self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
         super().on_train_end(trainer, pl_module)
+        if trainer.is_global_zero and trainer.global_step > 0:
+            prune_hpc_saves(Path(self.dirpath).parent, keep=None)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write to a temporary name and rename: a killed save never leaves a truncated file as last.ckpt."""
+    """Write `.<name>.tmp` beside the checkpoint (never in /tmp), flush it to disk, rename it into place."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, path)
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            publish(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 

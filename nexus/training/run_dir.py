@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nexus.errors import UserError
 from nexus.provenance import command_line, covered, describe, differences, flatten, git_state, now, read_json, write_json
-from nexus.slurm.resume import newest_checkpoint, prune_hpc_saves
+from nexus.slurm.resume import complete_saves, incomplete_saves, newest_checkpoint, prune_hpc_saves
 
 RUN_FILE, CONFIG_FILE = "run.json", "config.yaml"
 # keys that may differ when a run is resumed: where things are, how often to save/log/evaluate, how long to train
@@ -53,13 +54,14 @@ class RunPlan:
     archive_to: Path | None = None          # run.resume=never over an existing run: moved here first
     info: dict = field(default_factory=dict)    # run.json as it will be
     changes: list = field(default_factory=list)  # accepted differences from the run's settings
+    why: str = ""                               # which saves there were, for the message
 
     def describe(self) -> str:
         if self.checkpoint is None:
             moved = f" (the previous run there was moved to {self.archive_to})" if self.archive_to else ""
-            return f"starting a new run in {self.run_dir}{moved}"
+            return f"starting a new run in {self.run_dir}{moved}" + (f" ({self.why})" if self.why else "")
         changed = f"; changed since its last launch: {describe(self.changes)}" if self.changes else ""
-        return f"resuming {self.run_dir} from {self.checkpoint}{changed}"
+        return f"resuming {self.run_dir} from {self.checkpoint} ({self.why}){changed}"
 
 
 def _archive_name(run_dir: Path, old: dict | None) -> Path:
@@ -105,8 +107,12 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         _check_owner(run_dir, old, cfg.name, fingerprint, force)
         return RunPlan(run_dir, str(resume), None, _continued(old, new))
     ckpt = newest_checkpoint(run_dir)
+    broken = incomplete_saves(run_dir)
+    why = (f"the newest of {len(complete_saves(run_dir))} complete saves"
+           + (f"; {len(broken)} incomplete left by a killed save, removed: {', '.join(p.name for p in broken)}"
+              if broken else ""))
     if ckpt is None:
-        return RunPlan(run_dir, None, None, new)
+        return RunPlan(run_dir, None, None, new, why=why if broken else "")
     _check_owner(run_dir, old, cfg.name, fingerprint, force)
     changes = []
     saved = run_dir / CONFIG_FILE
@@ -122,7 +128,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
                 f"{run_dir} holds a run with other settings ({describe(refused)}): a run resumes only with the "
                 f"settings it started with. Choose another run.name for a new run, run.resume=never to start this "
                 f"one afresh (the old run is moved aside), or run.force_resume=true to continue with the new settings")
-    return RunPlan(run_dir, str(ckpt), None, _continued(old, new), changes)
+    return RunPlan(run_dir, str(ckpt), None, _continued(old, new), changes, why)
 
 
 def _continued(old: dict | None, new: dict) -> dict:
@@ -153,6 +159,8 @@ def start_run(plan: RunPlan, cfg: DictConfig, rank: int = 0) -> None:
     if plan.archive_to is not None:
         os.replace(plan.run_dir, plan.archive_to)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
+    for left in incomplete_saves(plan.run_dir):            # what a killed save left behind
+        shutil.rmtree(left, ignore_errors=True) if left.is_dir() and not left.is_symlink() else left.unlink()
     if plan.checkpoint is not None:
         prune_hpc_saves(plan.run_dir, plan.checkpoint)
     tmp = plan.run_dir / f".{CONFIG_FILE}.tmp"

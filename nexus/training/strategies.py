@@ -1,7 +1,8 @@
 """Strategy factories for Hydra configs (``_target_: nexus.training.strategies.deepspeed_strategy``).
 
-``deepspeed_strategy`` returns Lightning's stock ``DeepSpeedStrategy`` on CUDA machines and
-``CPUDeepSpeedStrategy`` (gloo) otherwise, so the same config runs ZeRO 0-3 in CPU tests.
+``deepspeed_strategy`` returns ``AtomicDeepSpeedStrategy`` (Lightning's ``DeepSpeedStrategy`` whose saves appear
+only when complete) on CUDA machines and ``CPUDeepSpeedStrategy`` (the same, with gloo) otherwise, so the same
+config runs ZeRO 0-3 in CPU tests.
 
 CPU notes:
 * ``offload_optimizer=True`` makes DeepSpeed demand its ``DeepSpeedCPUAdam`` (JIT-compiled op) unless the
@@ -11,6 +12,8 @@ CPU notes:
 """
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +23,27 @@ from lightning.fabric.utilities.seed import reset_seed
 _STAGES = (0, 1, 2, 3)
 
 
-class CPUDeepSpeedStrategy(DeepSpeedStrategy):
+class AtomicDeepSpeedStrategy(DeepSpeedStrategy):
+    """DeepSpeed saves that appear only when complete: every rank writes its shards into `.<name>.partial`,
+    and once all have (a barrier), rank 0 renames the folder to its name. DeepSpeed itself writes into the
+    folder it is given, so a kill mid-save would leave a folder of mixed steps under a live name."""
+
+    def save_checkpoint(self, checkpoint: dict, filepath, storage_options: Any | None = None) -> None:
+        from nexus.training.callbacks import publish
+        final = Path(self.broadcast(str(filepath)))
+        partial = final.with_name(f".{final.name}.partial")
+        if self.is_global_zero:
+            shutil.rmtree(partial, ignore_errors=True)
+            final.parent.mkdir(parents=True, exist_ok=True)
+        self.barrier()
+        super().save_checkpoint(checkpoint, partial, storage_options)
+        self.barrier()                       # every rank's shards are on disk
+        if self.is_global_zero:
+            publish(partial, final)
+        self.barrier()
+
+
+class CPUDeepSpeedStrategy(AtomicDeepSpeedStrategy):
     """``DeepSpeedStrategy`` that runs on ``accelerator="cpu"`` with the gloo backend (tests, CPU-only boxes)."""
 
     strategy_name = "deepspeed_cpu"
@@ -73,7 +96,7 @@ def deepspeed_strategy(
         raise ValueError(f"DeepSpeed ZeRO stage must be one of {list(_STAGES)}, got {stage!r}")
     if cpu is None:
         cpu = not torch.cuda.is_available()
-    cls = CPUDeepSpeedStrategy if cpu else DeepSpeedStrategy
+    cls = CPUDeepSpeedStrategy if cpu else AtomicDeepSpeedStrategy
     return cls(stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters, **kwargs)
 
 
