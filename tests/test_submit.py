@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -131,15 +132,21 @@ def test_newest_complete_checkpoint_wins_and_stale_saves_are_pruned(tmp_path):
     assert [p.name for p in incomplete_saves(tmp_path)] == [".step00000016.ckpt.partial"]
 
 
-def test_sigusr1_saves_stops_and_the_rerun_resumes(tmp_path, tiny_models, tiny_shards):
+@pytest.mark.parametrize("signum,code", [(signal.SIGUSR1, 0), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_signal_saves_stops_and_the_rerun_resumes(signum, code, tmp_path, tiny_models, tiny_shards):
     class SignalAt(L.Callback):
         def on_train_batch_end(self, trainer, *_):
             if trainer.global_step == 3:
-                os.kill(os.getpid(), signal.SIGUSR1)
+                os.kill(os.getpid(), signum)
 
     over = tiny_overrides(tmp_path, tiny_models, tiny_shards, "trainer.max_steps=6", "checkpoint.every_n_steps=5")
-    with pytest.raises(Requeued):
+    with pytest.raises(Requeued) as stopped:
         fit(compose_fit(*over), extra_callbacks=[SignalAt()])
+    assert stopped.value.code == code                                         # killed never looks finished
+    if signum == signal.SIGINT:                              # after training, Ctrl-C is Ctrl-C again
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
     ck = tmp_path / "runs" / "tiny" / "default" / "checkpoints"
     assert sorted(p.name for p in ck.iterdir()) == ["hpc-step00000004.ckpt"]   # the step after the signal
     assert torch.load(ck / "hpc-step00000004.ckpt", weights_only=False)["global_step"] == 4

@@ -1,13 +1,17 @@
-"""SIGUSR1 (sent by SLURM `--signal=USR1@<lead>` before the time limit, or on preemption) -> save, stop, requeue.
+"""Stop signals -> save between steps on every rank, stop, exit with the signal's code, requeue under SLURM.
 
-Lightning's own SLURM handler saves from inside the signal handler on each rank, wherever that rank was
-interrupted: under DDP or DeepSpeed the ranks can be a step apart or inside a collective, which hangs or
-leaves ZeRO shards of different steps. Here the handler only raises a flag; after the next optimizer step
-the ranks agree (one tiny all-reduce), all save `checkpoints/hpc-step<N>.ckpt` together, and stop before
-the following step. Rank 0 runs `scontrol requeue` (as Lightning does) only as
-its process exits: the requeue SIGTERMs every task at once, and a rank still tearing down its process group
-would then fail. Installed in `setup`, before Lightning registers its handlers, so Lightning sees a SIGUSR1
-handler in place and does not add its own. Ranks and world size still come from Lightning's SLURMEnvironment.
+SIGUSR1 (SLURM's `--signal=USR1@<lead>` before the time limit, or preemption with PreemptMode=REQUEUE), SIGTERM
+(`scontrol requeue`, `scancel`, most preemption, the time limit's last word) and SIGINT (Ctrl-C) all do the
+same: the handler only raises a flag; after the next optimizer step the ranks agree on it (one tiny
+all-reduce), all save `checkpoints/hpc-step<N>.ckpt` together, and stop before the following step. The exit
+code says what happened: 0 after SIGUSR1 (a planned requeue), 143 after SIGTERM, 130 after SIGINT, so a killed
+job never looks like a finished one. Under SLURM, rank 0 runs `scontrol requeue` as its process exits (a job
+SLURM requeues itself just makes that call fail, harmlessly). A second Ctrl-C stops at once.
+
+Lightning's own handlers save from inside the signal handler on each rank, wherever that rank was interrupted
+(SIGUSR1), or exit with code 0 without saving (SIGTERM); under DDP or DeepSpeed the ranks can be a step apart
+or inside a collective. So ours are installed in `setup` (Lightning then adds no SIGUSR1 handler of its own)
+and again in `on_train_start`, after Lightning has put its SIGTERM handler in place.
 """
 from __future__ import annotations
 
@@ -18,14 +22,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from nexus.slurm.resume import HPC_PREFIX
 
+EXIT_CODES = {signal.SIGUSR1: 0, signal.SIGTERM: 128 + signal.SIGTERM, signal.SIGINT: 128 + signal.SIGINT}
+
 
 class Requeued(SystemExit):
-    """Training stopped after a SIGUSR1 save; exit status 0 (the job requeues itself as the process ends)."""
+    """Training stopped after a stop-signal save; the code is the signal's (0 for SIGUSR1)."""
 
 
 def job_id() -> str | None:
@@ -36,32 +43,60 @@ def job_id() -> str | None:
 
 def requeue_job(job: str) -> None:
     r = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-    # a preempted job is requeued by SLURM itself; then this one fails, harmlessly
+    # a preempted (or `scontrol requeue`d) job is requeued by SLURM itself; then this one fails, harmlessly
     print(f"scontrol requeue {job}: " + (f"failed ({r.stderr.strip()})" if r.returncode else "done"),
           file=sys.stderr, flush=True)
 
 
 class RequeueOnSignal(Callback):
-    def __init__(self, dirpath: str | Path, signum: int = signal.SIGUSR1):
-        self.dirpath, self.signum = Path(dirpath), signum
-        self.requested, self.saved, self._previous = False, None, None
+    def __init__(self, dirpath: str | Path, signals: tuple[int, ...] = tuple(EXIT_CODES)):
+        self.dirpath, self.signals = Path(dirpath), signals
+        self.received, self.saved, self.active, self._previous = 0, None, False, {}
 
     def _flag(self, signum, frame) -> None:
-        self.requested = True
+        if not self.active:              # outside training: whatever was there before
+            previous = self._previous.get(signum, signal.SIG_DFL)
+            if callable(previous):
+                return previous(signum, frame)
+            signal.signal(signum, previous or signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt      # Ctrl-C twice: now, without a save
+        if not self.received:
+            self.received = signum
+            print(f"\n{signal.Signals(signum).name}: saving after this step, then stopping"
+                  + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), file=sys.stderr,
+                  flush=True)
+
+    def _install(self) -> None:
+        for s in self.signals:
+            previous = signal.signal(s, self._flag)
+            if previous is not self._flag and s not in self._previous:
+                self._previous[s] = previous
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        self._previous = signal.signal(self.signum, self._flag)
+        self.active = True
+        self._install()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._install()                  # over Lightning's SIGTERM handler, registered after setup
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self._previous is not None:
-            signal.signal(self.signum, self._previous)
-            self._previous = None
+        self.active = False
+        for s, previous in self._previous.items():
+            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if (batch_idx + 1) % trainer.accumulate_grad_batches:
             return     # only between optimizer steps: the checkpoint then holds no half-accumulated gradient
-        if self.saved or not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+        if self.saved:
             return
+        agreed = trainer.strategy.reduce(torch.tensor(float(self.received), device=pl_module.device), reduce_op="max")
+        if not int(agreed):
+            return
+        self.received = int(agreed)      # the signal one rank got is every rank's
         # saved where ModelCheckpoint saves, so Lightning restores its loop counters (and logged steps) as usual
         path = self.dirpath / f"{HPC_PREFIX}{trainer.global_step:08d}.ckpt"
         trainer.save_checkpoint(path)       # a collective: every rank is here, at the same step
@@ -70,9 +105,9 @@ class RequeueOnSignal(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if not self.saved:
             return     # stop here, once the saved step's metrics have reached the loggers
-        job = job_id()
+        job, code, name = job_id(), EXIT_CODES[self.received], signal.Signals(self.received).name
         if trainer.is_global_zero and job:
             atexit.register(requeue_job, job)
-        rank_zero_info(f"SIGUSR1: saved {self.saved} at step {trainer.global_step}; stopping; "
+        rank_zero_info(f"{name}: saved {self.saved} at step {trainer.global_step}; stopping with exit code {code}; "
                        + (f"job {job} requeues as this process exits" if job else "not a SLURM job: no requeue"))
-        raise Requeued(0)
+        raise Requeued(code)

@@ -33,6 +33,10 @@ def sbatch_script(header: list[str], workdir: str, setup: list[str], command: li
     lines = ["#!/bin/bash", f"# {note}", f"# written {datetime.now().isoformat(timespec='seconds')}", *header, "",
              "set -euo pipefail", f"cd {shlex.quote(workdir)}", *setup,
              'echo "job $SLURM_JOB_ID, restart ${SLURM_RESTART_COUNT:-0}, nodes $SLURM_JOB_NODELIST"',
+             "# the stop signals are for the training tasks (they save, stop and requeue the job); this shell only",
+             "# notes them, so `scancel --full --signal=USR1|TERM` does not end the job before they are done",
+             """trap 'echo "batch shell: SIGUSR1, the training tasks save and requeue"' USR1""",
+             """trap 'echo "batch shell: SIGTERM, the training tasks save and requeue"' TERM""",
              "# srun: one task per GPU; Lightning takes ranks and world size from SLURM, and only tasks started by",
              "# srun receive the SIGUSR1 that --signal sends before the time limit",
              "srun --kill-on-bad-exit=1 " + shell_command(command), ""]

@@ -4,6 +4,7 @@ resume, and sbatch's refusals come back as messages. The cluster is started here
 stopped after the session), so these tests never skip: if SLURM cannot be installed or started they fail."""
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -108,31 +109,33 @@ def test_two_task_job_trains_and_checkpoints(slurm_env, tmp_path, tiny_models, t
     assert (run_dir / "config.yaml").is_file() and (run_dir / "slurm" / "fit.config.yaml").is_file()
 
 
-def test_sigusr1_saves_requeues_and_resumes(slurm_env, tmp_path, tiny_models, tiny_shards):
+def test_stop_signals_save_requeue_and_resume(slurm_env, tmp_path, tiny_models, tiny_shards):
+    """SIGUSR1 to the whole job, batch shell included (scancel --full), then SIGTERM to the tasks: each time the
+    job saves, requeues itself and resumes; every step is trained exactly once."""
     steps = 60
     r = submit(slurm_env, *tiny_job(tmp_path, tiny_models, tiny_shards, f"trainer.max_steps={steps}",
                                     "checkpoint.every_n_steps=20", "checkpoint.keep_last=5"))
     job, run_dir = submitted(r), tmp_path / "runs" / "tiny" / "default"
     ckpts = run_dir / "checkpoints"
-    wait(slurm_env, job, lambda f: (ckpts / "step00000020.ckpt").exists() or f.get("JobState") in FINAL, 240,
-         run_dir)
-    assert subprocess.run(["scancel", "--signal=USR1", job], env=slurm_env).returncode == 0
+    for signal_args, at, restarts in ((["--full", "--signal=USR1"], 20, "0"), (["--signal=TERM"], 40, "1")):
+        wait(slurm_env, job, lambda f: ((ckpts / f"step{at:08d}.ckpt").exists() and f.get("JobState") == "RUNNING"
+                                        and f.get("Restarts") == restarts) or f.get("JobState") in FINAL, 240, run_dir)
+        assert subprocess.run(["scancel", *signal_args, job], env=slurm_env).returncode == 0
+        wait(slurm_env, job, lambda f: f.get("Restarts") != restarts or f.get("JobState") in FINAL, 240, run_dir)
     fields = wait(slurm_env, job, lambda f: f.get("JobState") in FINAL, 300, run_dir)
     log = job_log(run_dir)
-    assert fields["JobState"] == "COMPLETED" and fields["Restarts"] == "1", log[-4000:]
-    hpc = sorted(ckpts.glob("hpc-step*.ckpt"))
-    assert len(hpc) == 1, log[-4000:]
-    state = torch.load(hpc[0], weights_only=False)
-    saved = state["global_step"]
-    assert 20 <= saved < steps and hpc[0].name == f"hpc-step{saved:08d}.ckpt"
-    assert "scontrol requeue " + job + ": done" in log
-    assert "job " + job + ", restart 1" in log and f"from {hpc[0]}" in log
+    assert fields["JobState"] == "COMPLETED" and fields["Restarts"] == "2", log[-4000:]
+    saved = [int(m) for m in re.findall(r"(?:USR1|TERM): saved .*hpc-step(\d+)\.ckpt at step", log)]
+    assert len(saved) == 2 and 20 <= saved[0] < 40 <= saved[1] < steps, log[-4000:]
+    assert "stopping with exit code 0" in log and "stopping with exit code 143" in log
+    assert "batch shell: SIGUSR1" in log                                     # the shell noted it and lived on
+    assert log.count("scontrol requeue " + job + ": done") == 2
+    assert "job " + job + ", restart 2" in log and f"from {ckpts}/hpc-step{saved[1]:08d}.ckpt" in log
     last = torch.load(ckpts / "last.ckpt", weights_only=False)
-    assert last["global_step"] == steps
-    first, second = logged_steps(run_dir, 0), logged_steps(run_dir, 1)
-    assert first == list(range(saved)) and second == list(range(saved, steps))   # nothing twice, nothing skipped
+    assert last["global_step"] == steps and not list(ckpts.glob("hpc-step*"))   # superseded by the final save
+    runs = [logged_steps(run_dir, v) for v in range(3)]
+    assert runs == [list(range(saved[0])), list(range(saved[0], saved[1])), list(range(saved[1], steps))]
     # the data stream's counts went on from the saved ones: 2 samples per step on rank 0, none read twice
-    assert state["ShardDataModule"]["samples_seen"] == 2 * saved
     assert last["ShardDataModule"]["samples_seen"] == 2 * steps
 
 
