@@ -148,12 +148,12 @@ def test_a_stop_signal_saves_stops_and_the_rerun_resumes(signum, code, tmp_path,
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
     ck = tmp_path / "runs" / "tiny" / "default" / "checkpoints"
-    assert sorted(p.name for p in ck.iterdir()) == ["hpc-step00000004.ckpt"]   # the step after the signal
-    assert torch.load(ck / "hpc-step00000004.ckpt", weights_only=False)["global_step"] == 4
+    assert sorted(p.name for p in ck.iterdir()) == ["hpc-step00000003.ckpt"]   # as the next step begins
+    assert torch.load(ck / "hpc-step00000003.ckpt", weights_only=False)["global_step"] == 3
     assert fit(compose_fit(*over)).global_step == 6
     steps = [sorted({int(r["step"]) for r in csv.DictReader(open(f)) if r.get("train/loss")})
              for f in sorted((ck.parent / "csv").glob("version_*/metrics.csv"))]
-    assert steps == [[0, 1, 2, 3], [4, 5]]
+    assert steps == [[0, 1, 2], [3, 4, 5]]                               # every step once
     # the finished run's final save supersedes the stop-signal save, which is removed
     assert sorted(p.name for p in ck.iterdir()) == ["last.ckpt", "step00000005.ckpt", "step00000006.ckpt"]
     assert os.readlink(ck / "last.ckpt") == "step00000006.ckpt"

@@ -2,8 +2,8 @@
 
 SIGUSR1 (SLURM's `--signal=USR1@<lead>` before the time limit, or preemption with PreemptMode=REQUEUE), SIGTERM
 (`scontrol requeue`, `scancel`, most preemption, the time limit's last word) and SIGINT (Ctrl-C) all do the
-same: the handler only raises a flag; after the next optimizer step the ranks agree on it (one tiny
-all-reduce), all save `checkpoints/hpc-step<N>.ckpt` together, and stop before the following step. The exit
+same: the handler only raises a flag; as the next optimizer step begins, the ranks agree on it (one tiny
+all-reduce), flush the loggers, all save `checkpoints/hpc-step<N>.ckpt` together, and stop. The exit
 code says what happened: 0 after SIGUSR1 (a planned requeue), 143 after SIGTERM, 130 after SIGINT, so a killed
 job never looks like a finished one. Under SLURM, rank 0 runs `scontrol requeue` as its process exits (a job
 SLURM requeues itself just makes that call fail, harmlessly). A second Ctrl-C stops at once.
@@ -27,6 +27,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from nexus.slurm.resume import HPC_PREFIX
+from nexus.training.callbacks import flush_loggers
 
 EXIT_CODES = {signal.SIGUSR1: 0, signal.SIGTERM: 128 + signal.SIGTERM, signal.SIGINT: 128 + signal.SIGINT}
 
@@ -88,26 +89,23 @@ class RequeueOnSignal(Callback):
             signal.signal(s, previous if previous is not None else signal.SIG_DFL)
         self._previous = {}
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if batch_idx % trainer.accumulate_grad_batches:
             return     # only between optimizer steps: the checkpoint then holds no half-accumulated gradient
-        if self.saved:
-            return
         agreed = trainer.strategy.reduce(torch.tensor(float(self.received), device=pl_module.device), reduce_op="max")
         if not int(agreed):
             return
+        # every rank is here, at the same step, and the last step's metrics have reached the loggers
         self.received = int(agreed)      # the signal one rank got is every rank's
-        # saved where ModelCheckpoint saves, so Lightning restores its loop counters (and logged steps) as usual
-        path = self.dirpath / f"{HPC_PREFIX}{trainer.global_step:08d}.ckpt"
-        trainer.save_checkpoint(path)       # a collective: every rank is here, at the same step
-        self.saved = path
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        if not self.saved:
-            return     # stop here, once the saved step's metrics have reached the loggers
         job, code, name = job_id(), EXIT_CODES[self.received], signal.Signals(self.received).name
+        step = trainer.global_step
+        if step:     # saved where ModelCheckpoint saves, so Lightning restores its loop counters as usual
+            flush_loggers(trainer)
+            self.saved = self.dirpath / f"{HPC_PREFIX}{step:08d}.ckpt"
+            trainer.save_checkpoint(self.saved)       # a collective
         if trainer.is_global_zero and job:
             atexit.register(requeue_job, job)
-        rank_zero_info(f"{name}: saved {self.saved} at step {trainer.global_step}; stopping with exit code {code}; "
+        rank_zero_info(f"{name}: " + (f"saved {self.saved} at step {step}; " if step else "nothing trained yet; ")
+                       + f"stopping with exit code {code}; "
                        + (f"job {job} requeues as this process exits" if job else "not a SLURM job: no requeue"))
         raise Requeued(code)

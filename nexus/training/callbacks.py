@@ -33,10 +33,35 @@ def publish(partial: Path, final: Path) -> None:
         os.replace(partial, final)
 
 
+def as_saved_at_batch_end(checkpoint: dict) -> None:
+    """A save made as a batch starts (the next batch fetched, not started) gets the loop counters Lightning
+    writes at the previous batch's end, which is where Lightning expects a mid-epoch save to come from: else a
+    resumed run would count its logging steps one too far."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    progress, state = loop.get("epoch_loop.batch_progress"), loop.get("epoch_loop.state_dict")
+    if not progress or not state:
+        return
+    t = progress["total"]
+    if t["ready"] == t["started"] + 1 and t["started"] == t["processed"] == t["completed"] and t["completed"] > 0:
+        for counts in (progress["total"], progress["current"]):
+            counts["ready"] -= 1
+            counts["completed"] -= 1
+        state["_batches_that_stepped"] -= 1
+
+
+def flush_loggers(trainer) -> None:
+    """Put what the loggers hold on disk (CSV buffers its rows), so no step trained before a save is unlogged."""
+    for lg in trainer.loggers:
+        lg.save()
+
+
 class StepCheckpoint(ModelCheckpoint):
     """Every N optimizer steps keep the newest K, with last.ckpt linking to the newest; also save when training
     ends on a step that was not a multiple of N (Lightning only saves on steps or epochs), and then drop the
-    stop-signal saves, which that final save supersedes. Never on an exception or Ctrl-C."""
+    stop-signal saves, which that final save supersedes. Never on an exception or Ctrl-C.
+
+    A step's save is made as the next step starts, once that step's metrics have reached the loggers (flushed
+    first): a kill during or after the save then loses no logged step."""
 
     def __init__(self, dirpath: str, every_n_steps: int, keep_last: int):
         if every_n_steps < 1 or keep_last < 1:
@@ -59,11 +84,30 @@ class StepCheckpoint(ModelCheckpoint):
             os.replace(tmp, link)
         trainer.strategy.barrier()
 
+    def save_now(self, trainer) -> None:
+        flush_loggers(trainer)
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._last_global_step_saved = trainer.global_step      # a resumed run starts from a save of this step
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        as_saved_at_batch_end(checkpoint)       # every save of the run, the stop-signal ones included
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Not here (the step's metrics are not logged yet): at the next batch's start."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step and not step % self._every_n_train_steps and not self._should_skip_saving_checkpoint(trainer):
+            self.save_now(trainer)
+
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.global_step > 0 and self._last_global_step_saved != trainer.global_step:
-            candidates = self._monitor_candidates(trainer)
-            self._save_topk_checkpoint(trainer, candidates)
-            self._save_last_checkpoint(trainer, candidates)
+            self.save_now(trainer)
         super().on_train_end(trainer, pl_module)
         if trainer.is_global_zero and trainer.global_step > 0:
             prune_hpc_saves(Path(self.dirpath).parent, keep=None)
