@@ -25,7 +25,11 @@ from nexus.models.loading import DTYPES
 
 def read_checkpoint(path: str | Path) -> dict:
     """-> the Lightning checkpoint dict with a consolidated fp32 `state_dict`, from either checkpoint form."""
+    from nexus.slurm.resume import checkpoint_problem
     path = Path(path)
+    problem = checkpoint_problem(path)
+    if problem and path.exists():
+        raise ValueError(f"{path}: {problem}; pass e.g. runs/<recipe>/<run>/checkpoints/last.ckpt")
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=False)
     if path.is_dir() and (path / "latest").is_file():   # DeepSpeed: gather the ZeRO partitions on CPU
@@ -81,9 +85,10 @@ def as_export(path: str | Path, cache_root: str | Path) -> Path:
     path = Path(path)
     if (path / "connector").is_dir():
         return path
-    if not (path.is_file() or (path / "latest").is_file()):
-        raise FileNotFoundError(f"small.export={path} is neither an export folder (connector/, transformer/ ...) nor a "
-                                f"stage-1 checkpoint: pass tools/export.py's output or runs/<recipe>/<run>/checkpoints/last.ckpt")
+    from nexus.slurm.resume import checkpoint_problem
+    if checkpoint_problem(path):
+        raise FileNotFoundError(f"{path}: {checkpoint_problem(path)}, and not an export folder (connector/, "
+                                f"transformer/ ...): pass tools/export.py's output or a stage-1 checkpoint")
     out = Path(cache_root) / f"{path.name}-{fingerprint(path)}"
     if not out.is_dir():
         for stale in Path(cache_root).glob(f"{path.name}-*"):

@@ -43,7 +43,7 @@ HYDRA_ERRORS = [
     (("tools/fit.py", "recipe=tiny", "model.lrr=1"), ("model.lrr: no such key; did you mean model.lr?",)),
     (("tools/fit.py", "recipe=omni_wan14b"), ("recipe=omni_wan14b: no such recipe; choose one of omni_wan13b, tiny",)),
     (("tools/fit.py", "recipe=omni_wan13b"), ("data.shards is required", "data.shards=")),
-    (("tools/fit.py", "recipe=omni_wan13b", "data.shards=x", "paths.wan=null"),
+    (("tools/fit.py", "recipe=omni_wan13b", "data.shards=data/tiny/clips", "paths.wan=null"),
      ("paths.wan is not set", "NEXUS_WAN_PATH", "transformer/config.json")),
     (("tools/fit.py", "recipe=tiny", "data.shards=/x/{0..9}.tar"), ("cannot read the override", "quotes")),
     (("tools/fit.py", "-m", "recipe=tiny", "model.lrr=1,2"), ("model.lrr: no such key",)),
@@ -52,6 +52,10 @@ HYDRA_ERRORS = [
     (("tools/evaluate.py",), ("videos is required", "videos=runs/tiny/samples/upfb")),
     (("tools/watch_eval.py",), ("run_dir is required",)),
     (("tools/sample.py", "--bogus"), ("unknown option --bogus",)),
+    (("tools/fit.py", "recipe=tiny", "model.warmup_steps=-1"), ("model.warmup_steps=-1 must be >= 0",)),
+    (("tools/fit.py", "recipe=tiny", "data.max_bad_fraction=-1"), ("data.max_bad_fraction=-1.0: a share of the reads",)),
+    (("tools/fit.py", "recipe=tiny", f"run.resume={__file__}"), ("not a checkpoint",)),
+    (("tools/sample.py", "prompt=x", f"small.export={__file__}"), ("not a checkpoint", "not an export folder")),
 ]
 
 
@@ -81,6 +85,10 @@ ARGPARSE_ERRORS = [
     (("tools/prepare_shards.py", "--videos", "/nonexistent", "--manifest", "/nonexistent.csv", "--out",
       "/tmp/nexus-never"), ("--videos /nonexistent is not a folder",)),
     (("tools/bench_data.py", "--frames", "10"), ("--frames=10 is not 4k+1",)),
+    (("tools/plot_schedule.py", "--steps", "0", "--out", "/tmp/nexus-never.png"), ("--steps 0: at least 1",)),
+    (("tools/prepare_shards.py", "--videos", str(ROOT / "tests"), "--manifest", str(ROOT / "tests" / "empty.csv"),
+      "--out", "/tmp/nexus-never"), ("no such file",)),
+    (("tools/export.py", __file__, "/tmp/nexus-never"), ("not a checkpoint",)),
     (("tools/bench_sample.py", "--frames", "10"), ("--frames=10 is not 4k+1",)),
 ]
 

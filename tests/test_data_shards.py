@@ -23,7 +23,10 @@ def samples(n):
 def test_round_trip(tmp_path):
     paths = write_shards(samples(10), tmp_path / "out", prefix="s", maxcount=4)
     assert [Path(p).name for p in paths] == ["s-000000.tar", "s-000001.tar", "s-000002.tar"]
-    assert sorted(os.listdir(tmp_path / "out")) == ["s-000000.tar", "s-000001.tar", "s-000002.tar"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["manifest.json", "s-000000.tar", "s-000001.tar", "s-000002.tar"]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["shards"]     # what each should hold
+    assert [(m["file"], m["samples"], len(m["keys"])) for m in manifest] == \
+        [("s-000000.tar", 4, 4), ("s-000001.tar", 4, 4), ("s-000002.tar", 2, 2)]
     assert expand_shards(str(tmp_path / "out")) == paths
     assert expand_shards(str(tmp_path / "out" / "s-*.tar")) == paths
     assert expand_shards(str(tmp_path / "out" / "s-{000000..000002}.tar")) == paths

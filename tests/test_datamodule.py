@@ -11,6 +11,7 @@ import torch
 from nexus.data.clips import clip_indices
 from nexus.data.datamodule import ShardDataModule
 from nexus.data.shards import ShardIndex, write_shards
+from nexus.errors import RunStopped
 from nexus.data.stream import Bucket, SampleStream
 from nexus.data.video import encode_mp4
 
@@ -93,7 +94,7 @@ def test_corrupt_samples_are_skipped_and_counted(tmp_path, caplog):
     empty = sample("empty", counting_clip(9), caption="")
     write(tmp_path, good[:3] + [truncated, not_video, empty] + good[3:])
     dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, batch_size=3, num_workers=0,
-                         shuffle=False, start="fixed", bad_check_after=1000)
+                         shuffle=False, start="fixed", max_bad_fraction=1.0)
     dm.setup("fit")
     from nexus.data.datamodule import collate
     it = iter(SampleStream(dm.dataset, 3, collate, shuffle=False))
@@ -101,18 +102,64 @@ def test_corrupt_samples_are_skipped_and_counted(tmp_path, caplog):
     keys = [k for b in batches for k in b["key"]]
     assert not {"trunc", "text", "empty"} & set(keys)
     assert all(b["video"].shape == (3, 5, 16, 16, 3) for b in batches)    # batches keep their size
-    # every failed read is counted (a replacement may itself land on a bad sample and be retried)
+    # every failed read is reported with its sample (a replacement may itself land on a bad sample: it counts
+    # as a read again, not as another bad sample); the positions replaced are counted apart
     failed = caplog.text.count("skipping sample")
-    assert batches[0]["bad_samples"] == 0 and batches[1]["bad_samples"] >= 3
-    assert sum(b["bad_samples"] for b in batches) == failed
+    assert batches[0]["failed_indices"] == [] and batches[0]["replaced"] == 0
+    assert batches[1]["replaced"] == 3 and set(batches[1]["failed_indices"]) == {3, 4, 5}
+    assert sum(len(b["failed_indices"]) for b in batches) == failed
     assert "empty caption" in caplog.text
     for b in batches:
         dm.on_after_batch_transfer(b, 0)
-    assert (dm.samples_seen, dm.bad_samples) == (9, failed)
-    assert dm.state_dict() == {"samples_seen": 9, "bad_samples": failed}
-    dm.bad_check_after, dm.max_bad_fraction = 1, 0.2
-    with pytest.raises(RuntimeError, match=rf"{failed} of {failed + 12} samples .* > data.max_bad_fraction=0.2"):
-        dm.on_after_batch_transfer(batches[0] | {"bad_samples": 0}, 0)
+    assert (dm.samples_seen, dm.failed_reads, dm.bad_samples, dm.replaced) == (9, failed, 3, 3)
+    assert dm.counts() == {"data/unreachable_samples": 0.0, "data/failed_reads": float(failed),
+                           "data/bad_samples": 3.0, "data/replaced": 3.0}
+    state = dm.state_dict()
+    assert state == {"samples_seen": 9, "failed_reads": failed, "replaced": 3, "unreachable_samples": 0,
+                     "bad": [3, 4, 5]}
+    dm.max_bad_fraction = 0.2
+    with pytest.raises(RunStopped, match=rf"{failed} of {failed + 12} reads failed \(3 distinct samples; .* > "
+                                         rf"data.max_bad_fraction=0.2\)"):
+        dm.on_after_batch_transfer(batches[0] | {"failed_indices": [], "replaced": 0}, 0)
+
+
+def test_the_bad_fraction_applies_from_the_first_reads(tmp_path):
+    """The rule is max(fraction x reads, 3): 3 failed reads never stop a run, a 4th does once the share is past."""
+    write(tmp_path, [sample(f"g{i}", counting_clip(9)) for i in range(4)])
+    dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, batch_size=1, num_workers=0,
+                         max_bad_fraction=0.01)
+    batch = {"key": ["k"], "failed_indices": [], "replaced": 0}
+    dm.on_after_batch_transfer(batch | {"failed_indices": [7, 7, 8], "replaced": 1}, 0)     # 3 of 4 reads
+    with pytest.raises(RunStopped, match=r"4 of 6 reads failed \(2 distinct samples"):
+        dm.on_after_batch_transfer(batch | {"failed_indices": [8], "replaced": 1}, 0)
+
+
+@pytest.mark.parametrize("key,value,message", [("max_bad_fraction", -1, "data.max_bad_fraction=-1: a share"),
+                                               ("max_bad_fraction", 1.5, "data.max_bad_fraction=1.5"),
+                                               ("target_fps", 0, "data.target_fps=0: a frame rate > 0"),
+                                               ("batch_size", 0, "data.batch_size=0 must be >= 1")])
+def test_values_that_make_no_sense_are_refused(tmp_path, key, value, message):
+    write(tmp_path, [sample("g", counting_clip(9))])
+    with pytest.raises(ValueError, match=message):
+        ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, **{key: value})
+
+
+def test_damaged_shards_count_their_lost_samples(tmp_path, caplog):
+    """Samples behind the damage are counted exactly from the manifest; too many stop the run at setup."""
+    (path,) = write(tmp_path, [sample(f"{i:02d}", counting_clip(9)) for i in range(16)])
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    index = ShardIndex([path], on_error="skip")
+    assert 0 < len(index) < 16 and index.unreachable == 16 - len(index)        # the damage made, exactly
+    assert "of the 16 samples its manifest lists are readable" in index.bad_shards[0][1]
+    kept = len(index)
+    dm = ShardDataModule(path, num_frames=5, height=16, width=16, num_workers=0, max_bad_fraction=0.6)
+    dm.setup("fit")
+    assert dm.unreachable_samples == 16 - kept and dm.counts()["data/unreachable_samples"] == 16 - kept
+    assert "damaged shard" in caplog.text
+    strict = ShardDataModule(path, num_frames=5, height=16, width=16, num_workers=0, max_bad_fraction=0.01)
+    with pytest.raises(RunStopped, match=rf"{16 - kept} samples are lost in 1 damaged shards"):
+        strict.setup("fit")
 
 
 def test_truncated_shard_is_reported_not_fatal(tmp_path):

@@ -203,3 +203,11 @@ def test_prepared_shards_feed_the_datamodule(tmp_path, videos):
                           target_fps=8, start="fixed")
     dm2.setup("fit")
     assert sum(dm2.dataset.fetch(i) is None for i in range(len(dm2.dataset))) == 4    # 5-8 frames < 9 needed
+
+
+def test_an_empty_manifest_is_refused_before_anything_is_written(tmp_path, videos):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("path,caption\n")
+    with pytest.raises(ValueError, match=r"lists no videos \(a CSV needs a header line, then one row per video"):
+        prepare_shards(videos, empty, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

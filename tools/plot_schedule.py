@@ -26,6 +26,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="schedule.png", help="PNG path; a .json with the numbers is written beside it")
     a = p.parse_args(argv)
     sched = make_scheduler(a.scheduler, a.shift)
+    if a.steps < 1:
+        raise ValueError(f"--steps {a.steps}: at least 1 sampling step")
     sched.set_timesteps(a.steps)
     tables = {g: schedule_table(sched.timesteps, g, a.sigma_min, a.sigma_max, a.clock) for g in a.gamma_w}
 

@@ -24,6 +24,7 @@ from nexus.data.clips import STARTS, clip_indices
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.stream import Bucket, SampleStream
 from nexus.data.video import decode_mp4, iter_frames
+from nexus.errors import RunStopped
 from nexus.models.codec import to_model_video
 from nexus.shapes import check_clip_shape
 
@@ -136,16 +137,33 @@ def collate(samples: list[dict]) -> dict:
     return out
 
 
+ALWAYS_ALLOWED = 3     # failed reads that never stop a run: one bad clip early on is not a broken data set
+
+
 class ShardDataModule(L.LightningDataModule):
+    """Lost samples are counted apart (saved in checkpoints, logged as data/*):
+      unreachable_samples  in damaged shards, lost behind the damage (exact when a manifest.json lists them)
+      failed_reads         reads that failed (the same bad sample read again counts again)
+      bad_samples          distinct samples (on this rank) that failed at least once
+      replaced             batch positions filled with another sample because theirs failed
+    The run stops (one line, exit code 1) once failed reads pass max(data.max_bad_fraction x reads so far,
+    ALWAYS_ALLOWED), or at the start when the unreachable samples alone pass data.max_bad_fraction."""
+
     def __init__(self, shards: str | list[str], kind: str = "raw", num_frames: int = 81, height: int = 480,
                  width: int = 832, batch_size: int = 1, num_workers: int = 4, seed: int = 0, shuffle: bool = True,
                  target_fps: float | None = None, start: str = "random", buckets: list[dict] | None = None,
-                 max_bad_fraction: float = 0.01, bad_check_after: int = 200):
+                 max_bad_fraction: float = 0.01):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"data.kind={kind!r}: choose one of {KINDS}")
         if start not in STARTS:
             raise ValueError(f"data.start={start!r}: choose one of {STARTS}")
+        if not 0 <= max_bad_fraction <= 1:
+            raise ValueError(f"data.max_bad_fraction={max_bad_fraction}: a share of the reads, from 0 to 1")
+        if target_fps is not None and not target_fps > 0:
+            raise ValueError(f"data.target_fps={target_fps}: a frame rate > 0, or null for consecutive frames")
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(f"data.batch_size={batch_size} must be >= 1 and data.num_workers={num_workers} >= 0")
         check_clip_shape(num_frames, height, width)
         self.buckets = [Bucket(**b) for b in buckets] if buckets else None
         for b in self.buckets or []:
@@ -153,40 +171,61 @@ class ShardDataModule(L.LightningDataModule):
         self.shards, self.kind, self.shape = shards, kind, (num_frames, height, width)
         self.batch_size, self.num_workers, self.seed, self.shuffle = batch_size, num_workers, seed, shuffle
         self.target_fps, self.start = target_fps, start
-        self.max_bad_fraction, self.bad_check_after = max_bad_fraction, bad_check_after
+        self.max_bad_fraction = max_bad_fraction
         self.urls = expand_shards(shards)      # fails here, before any model loads, if nothing matches
         self.dataset: DecodedShards | None = None
-        self.samples_seen = self.bad_samples = 0     # saved in checkpoints (state_dict)
+        # saved in checkpoints (state_dict)
+        self.samples_seen = self.failed_reads = self.replaced = self.unreachable_samples = 0
+        self.bad: set[int] = set()
+
+    @property
+    def bad_samples(self) -> int:
+        return len(self.bad)
+
+    def counts(self) -> dict[str, float]:
+        """What the logger gets: every kind of lost sample, apart."""
+        return {f"data/{k}": float(getattr(self, k)) for k in
+                ("unreachable_samples", "failed_reads", "bad_samples", "replaced")}
 
     def setup(self, stage: str) -> None:
         if self.dataset is None:
             index = ShardIndex(self.urls, on_error="skip")
             for url, why in index.bad_shards:
-                log.warning("unreadable shard %s (%s): using the samples indexed before the damage", url, why)
+                log.warning("damaged shard %s (%s): using the samples indexed before the damage", url, why)
             if len(index) == 0:
                 raise ValueError(f"data.shards={self.shards!r} hold no samples")
+            self.unreachable_samples = index.unreachable
+            share = index.unreachable / (len(index) + index.unreachable)
+            if index.unreachable > ALWAYS_ALLOWED and share > self.max_bad_fraction:
+                raise RunStopped(f"{index.unreachable} samples are lost in {len(index.bad_shards)} damaged shards "
+                                 f"({share:.1%} > data.max_bad_fraction={self.max_bad_fraction}; the warnings name "
+                                 f"them): repair or drop those shards, or raise data.max_bad_fraction")
             self.dataset = DecodedShards(index, self.kind, *self.shape, self.target_fps, self.start, self.seed)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """On the device: uint8 video -> [-1, 1]. Count replaced samples; stop (say why) once their share
-        passes data.max_bad_fraction."""
+        """On the device: uint8 video -> [-1, 1]. Count what failed; stop (one line) once too much has."""
         if isinstance(batch, dict) and batch.get("video") is not None:
             batch["video"] = to_model_video(batch["video"])
-        if isinstance(batch, dict) and "bad_samples" in batch:
+        if isinstance(batch, dict) and "failed_indices" in batch:
+            failed = batch.pop("failed_indices")
             self.samples_seen += len(batch["key"])
-            self.bad_samples += int(batch["bad_samples"])
-            total = self.samples_seen + self.bad_samples
-            if total >= self.bad_check_after and self.bad_samples / total > self.max_bad_fraction:
-                raise RuntimeError(f"{self.bad_samples} of {total} samples read so far could not be used "
-                                   f"({self.bad_samples / total:.1%} > data.max_bad_fraction={self.max_bad_fraction}):"
-                                   f" check the shards (warnings above name them) or raise data.max_bad_fraction")
+            self.failed_reads += len(failed)
+            self.bad.update(failed)
+            self.replaced += int(batch.pop("replaced"))
+            reads = self.samples_seen + self.failed_reads
+            if self.failed_reads > max(self.max_bad_fraction * reads, ALWAYS_ALLOWED):
+                raise RunStopped(f"{self.failed_reads} of {reads} reads failed ({self.bad_samples} distinct samples; "
+                                 f"{self.failed_reads / reads:.1%} > data.max_bad_fraction={self.max_bad_fraction}): "
+                                 f"check the shards (the warnings name the samples) or raise data.max_bad_fraction")
         return batch
 
     def state_dict(self) -> dict:
-        return {"samples_seen": self.samples_seen, "bad_samples": self.bad_samples}
+        return {"samples_seen": self.samples_seen, "failed_reads": self.failed_reads, "replaced": self.replaced,
+                "unreachable_samples": self.unreachable_samples, "bad": sorted(self.bad)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.samples_seen, self.bad_samples = state["samples_seen"], state["bad_samples"]
+        self.samples_seen, self.failed_reads = state["samples_seen"], state.get("failed_reads", 0)
+        self.replaced, self.bad = state.get("replaced", 0), set(state.get("bad", []))
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer

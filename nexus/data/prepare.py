@@ -155,7 +155,12 @@ def prepare_shards(videos: str | Path, manifest: str | Path, out: str | Path, mi
     videos, out = Path(videos), Path(out)
     if not videos.is_dir():
         raise FileNotFoundError(f"--videos {videos} is not a folder")
+    if not Path(manifest).is_file():
+        raise FileNotFoundError(f"--manifest {manifest}: no such file (CSV with a header, or JSONL)")
     rows = read_manifest(manifest)
+    if not rows:
+        raise ValueError(f"--manifest {manifest} lists no videos (a CSV needs a header line, then one row per video: "
+                         f"path,caption)")
     out.mkdir(parents=True, exist_ok=True)
 
     bad: list[dict] = []

@@ -3,6 +3,10 @@
 A shard is an uncompressed tar whose members are `<key>.<ext>`; consecutive members with the same key form
 one sample {ext: bytes}. The index reads shards by offset instead of streaming them, so a map-style
 dataset (and therefore a deterministic, resumable SampleStream) can sit on top of them.
+
+`manifest.json` beside the shards (written by write_shards and tools/prepare_shards.py: per shard its file,
+sample count, bytes and keys) says what each shard should hold, so the samples lost in a damaged shard are
+counted, not just the ones that could still be found.
 """
 from __future__ import annotations
 
@@ -37,20 +41,48 @@ def _encode(key: str, ext: str, value) -> bytes:
     raise TypeError(f"sample {key!r}: {ext!r} is {type(value).__name__}; give bytes, str or dict")
 
 
+MANIFEST = "manifest.json"
+
+
+def read_shard_manifest(folder: str | os.PathLike) -> dict[str, dict]:
+    """{shard file name: {"samples", "bytes", "keys", ...}} from `folder/manifest.json`, or {}."""
+    f = Path(folder) / MANIFEST
+    try:
+        return {e["file"]: e for e in json.loads(f.read_text()).get("shards", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def record_shards(folder: str | os.PathLike, entries: list[dict]) -> None:
+    """Add (or replace, by file name) shard entries in `folder/manifest.json`, keeping its other fields."""
+    f = Path(folder) / MANIFEST
+    try:
+        data = json.loads(f.read_text()) if f.is_file() else {}
+    except ValueError:
+        data = {}
+    shards = {e["file"]: e for e in data.get("shards", [])} | {e["file"]: e for e in entries}
+    data["shards"] = [shards[k] for k in sorted(shards)]
+    with atomic_write(f) as out:
+        out.write(json.dumps(data, indent=1).encode())
+
+
 def write_shards(samples: Iterable[dict], out_dir: str | os.PathLike, prefix: str = "shard",
                  maxcount: int = 64) -> list[str]:
     """Write samples ({"__key__": str, ext: bytes | str | dict}) into `out_dir/prefix-NNNNNN.tar`, at most
-    `maxcount` per shard; returns the shard paths. Each shard is written under a temporary name and renamed
-    once complete, so readers (and globs) never see a half-written shard."""
+    `maxcount` per shard, and list them in `out_dir/manifest.json`; returns the shard paths. Each shard is
+    written under a temporary name and renamed once complete, so readers (and globs) never see a half-written
+    shard."""
     if maxcount < 1:
         raise ValueError(f"maxcount must be >= 1, got {maxcount}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[str] = []
+    entries: list[dict] = []
     it = iter(samples)
     sample = next(it, None)
     while sample is not None:   # open a shard only when a sample exists for it: no empty trailing shard
         path = out / f"{prefix}-{len(paths):06d}.tar"
+        keys = []
         # the writer closes before the file, even on error (else its __del__ later writes to a closed file);
         # fixed mtime: the same samples give byte-identical shards
         with atomic_write(path) as f, wds.TarWriter(f, encoder=False, mtime=0.0) as writer:
@@ -58,10 +90,14 @@ def write_shards(samples: Iterable[dict], out_dir: str | os.PathLike, prefix: st
                 key = sample["__key__"]
                 writer.write({"__key__": key, **{ext: _encode(key, ext, v) for ext, v in sample.items()
                                                  if not ext.startswith("_")}})
+                keys.append(key)
                 sample = next(it, None)
                 if sample is None:
                     break
         paths.append(str(path))
+        entries.append({"file": path.name, "samples": len(keys), "bytes": path.stat().st_size, "keys": keys})
+    if entries:
+        record_shards(out, entries)
     return paths
 
 
@@ -91,43 +127,77 @@ class ShardIndex:
     forked DataLoader workers."""
 
     def __init__(self, urls: str | os.PathLike | Iterable[str | os.PathLike], on_error: str = "raise"):
-        """on_error="skip": an unreadable or truncated shard is reported in `bad_shards` (with the reason) and
-        whatever samples were indexed before the damage are kept, instead of failing a long run."""
+        """on_error="skip": a damaged shard (unreadable, truncated, or holding fewer samples than its manifest
+        lists) is reported in `bad_shards` (url, reason) and whatever samples were indexed whole before the
+        damage are kept, instead of failing a long run. `unreachable` counts the samples lost in damaged
+        shards: exactly when a manifest lists the shard's samples, else those whose data the damage cut."""
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error={on_error!r}: choose 'raise' or 'skip'")
         self.urls = [os.fspath(urls)] if isinstance(urls, (str, os.PathLike)) else [os.fspath(u) for u in urls]
         # per sample: (url index, key, {ext: (offset of data, size)})
         self._samples: list[tuple[int, str, dict[str, tuple[int, int]]]] = []
         self.bad_shards: list[tuple[str, str]] = []
+        self.unreachable = 0
+        manifests: dict[str, dict] = {}
         for u, url in enumerate(self.urls):
+            folder = os.path.dirname(os.path.abspath(url))
+            listed = manifests.setdefault(folder, read_shard_manifest(folder)).get(os.path.basename(url))
+            before = len(self._samples)
+            lost = 0
             try:
-                self._scan(u, url)
+                cut, lost = self._scan(u, url)
             except (OSError, ValueError, EOFError, tarfile.TarError) as e:
                 if on_error == "raise":
                     raise
-                self.bad_shards.append((url, f"{type(e).__name__}: {e}"))
+                cut = f"{type(e).__name__}: {e}"
+            found = len(self._samples) - before
+            if listed and found < listed["samples"]:
+                lost = listed["samples"] - found
+                cut = (cut or "truncated") + f"; {found} of the {listed['samples']} samples its manifest lists are readable"
+            self.unreachable += lost
+            if cut:
+                if on_error == "raise":
+                    raise ValueError(f"{url}: damaged ({cut})")
+                self.bad_shards.append((url, cut if listed else cut + "; no manifest.json lists its samples, so "
+                                        "how many were lost behind the damage is unknown"))
 
-    def _scan(self, u: int, url: str) -> None:
+    def _scan(self, u: int, url: str) -> tuple[str | None, int]:
+        """Index one shard's whole samples; -> (why it is damaged (members cut short, no end-of-archive) or
+        None, how many indexed samples it cut). A sample whose data the end of the file cuts is left out."""
         try:
             tar = tarfile.open(url, "r:")   # "r:" refuses compressed tars, which cannot be read by offset
         except tarfile.ReadError as e:
             raise ValueError(f"{url}: not an uncompressed tar ({e}); random access needs plain .tar") from e
+        size = os.path.getsize(url)
+        damage = None
         with tar:
             current = None
-            for m in tar:
-                if not m.isreg() or _META.match(m.name):   # directories, links, metadata
-                    continue
-                match = _KEY_EXT.match(m.name)
-                if match is None:   # no extension: webdataset ignores it too
-                    continue
-                key, ext = match.group(1), match.group(2).lower()
-                if current is None or current[1] != key:
-                    current = (u, key, {})
-                    self._samples.append(current)
-                if ext in current[2]:
-                    raise ValueError(f"{url}: duplicate member {m.name!r} in sample {key!r}")
-                current[2][ext] = (m.offset_data, m.size)
+            try:
+                for m in tar:
+                    if not m.isreg() or _META.match(m.name):   # directories, links, metadata
+                        continue
+                    match = _KEY_EXT.match(m.name)
+                    if match is None:   # no extension: webdataset ignores it too
+                        continue
+                    key, ext = match.group(1), match.group(2).lower()
+                    if current is None or current[1] != key:
+                        current = (u, key, {})
+                        self._samples.append(current)
+                    if ext in current[2]:
+                        raise ValueError(f"{url}: duplicate member {m.name!r} in sample {key!r}")
+                    current[2][ext] = (m.offset_data, m.size)
+            except tarfile.ReadError as e:             # a header cut short: the samples before it stay
+                damage = f"ReadError: {e}"
+            end = tar.offset
             tar.members = []   # the headers are no longer needed
+        last, lost = (self._samples[-1] if self._samples and self._samples[-1][0] == u else None), 0
+        if last and any(offset + n > size for offset, n in last[2].values()):
+            self._samples.pop()                         # its data runs past the end of the file
+            lost = 1
+            damage = damage or "truncated: the last sample's data is cut"
+        if damage is None and size < end + 1024:        # a whole tar ends with two zero blocks
+            damage = "truncated: no end-of-archive marker"
+        return damage, lost
 
     def __len__(self) -> int:
         return len(self._samples)

@@ -9,8 +9,9 @@ resumed run stands.
 Buckets (Open-Sora style, each a clip shape with its own batch size and a sampling weight): batch b's bucket
 is drawn from a seeded sequence shared by all ranks, so a batch always has one shape on every rank.
 A sample the dataset cannot produce (it returns None: corrupt, undecodable, too short) is replaced by the
-sample `skip` positions further on in the same pass, so batches keep their size; the batch dict reports how
-many were replaced under "bad_samples".
+sample a fixed hop further on, so batches keep their size; the batch dict reports the dataset indices whose
+read failed under "failed_indices" (a replacement that fails too adds its own) and how many of the batch's
+positions were replaced under "replaced".
 """
 from __future__ import annotations
 
@@ -91,14 +92,17 @@ seeds per-sample randomness such as the clip start), else dataset[i] (no buckets
         n = len(self.dataset)
         return [int(self._order_of(q // n)[q % n]) for q in range(first, first + size)]
 
-    def _fetch(self, q: int, bucket: Bucket | None) -> tuple[Any, int]:
+    def _fetch(self, q: int, bucket: Bucket | None) -> tuple[Any, list[int]]:
+        """-> (the sample for position q, the dataset indices that failed on the way to it)."""
         n = len(self.dataset)
+        failed = []
         for attempt in range(self.max_retries + 1):
             pos = q + attempt * 7919                 # a fixed hop: deterministic and away from this batch
             i = int(self._order_of(pos // n)[pos % n])
             item = self.dataset.fetch(i, bucket, pos) if hasattr(self.dataset, "fetch") else self.dataset[i]
             if item is not None:
-                return item, attempt
+                return item, failed
+            failed.append(i)
         raise RuntimeError(f"{self.max_retries + 1} samples in a row could not be read around position {q}: "
                            f"the data looks broken (see the warnings above)")
 
@@ -111,6 +115,7 @@ seeds per-sample randomness such as the clip start), else dataset[i] (no buckets
             fetched = [self._fetch(q, bucket) for q in range(first, first + size)]
             batch = self.collate([item for item, _ in fetched])
             if isinstance(batch, dict):
-                batch["bad_samples"] = sum(bad for _, bad in fetched)
+                batch["failed_indices"] = [i for _, failed in fetched for i in failed]
+                batch["replaced"] = sum(bool(failed) for _, failed in fetched)
             yield batch
             b += num_workers

@@ -18,6 +18,7 @@ from nexus.inference.provenance import check_folder, claim_folder, new_record, n
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights
 from nexus.models.tiny import ensure_tiny_models
+from nexus.slurm.resume import checkpoint_problem
 
 LARGE_LAYOUT = {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)}
 
@@ -27,6 +28,11 @@ def sample(cfg: DictConfig) -> list[str]:
     p, s = cfg.paths, cfg.sampling
     check_settings(s.num_frames, s.height, s.width, s.num_steps, s.scheduler, s.dtype,
                    OmegaConf.to_container(cfg.bridge))
+    stage1 = cfg.small.export if cfg.bridge.strategy != "large_only" else None
+    if stage1 and not (Path(stage1) / "connector").is_dir() and checkpoint_problem(stage1):
+        raise FileNotFoundError(f"small.export={stage1}: {checkpoint_problem(stage1)}, and not an export folder "
+                                f"(connector/, transformer/ ...): pass tools/export.py's output or a stage-1 "
+                                f"checkpoint such as runs/<recipe>/<run>/checkpoints/last.ckpt")
     if p.get("tiny_models"):
         built = ensure_tiny_models(p.tiny_models)
         p.small, p.large, p.vlm = p.small or built["wan"], p.large or built["wan_large"], p.vlm or built["vlm"]
@@ -34,10 +40,7 @@ def sample(cfg: DictConfig) -> list[str]:
     check_weights("paths.small", p.small, WAN_LAYOUT, env="NEXUS_WAN_PATH")      # VAE + UMT5 always come from here
     if cfg.bridge.strategy != "small_only":
         check_weights("paths.large", p.large, LARGE_LAYOUT, env="NEXUS_WAN_LARGE_PATH")
-    stage1 = cfg.small.export if need_small else None
     if stage1:
-        if not Path(stage1).exists():
-            raise FileNotFoundError(f"small.export={stage1}: no such export folder or checkpoint")
         check_weights("paths.vlm", p.vlm, VLM_LAYOUT, env="NEXUS_VLM_PATH")   # the connector reads this VLM
     if need_small and cfg.bridge.strategy != "small_only":
         check_latent_space(p.small, p.large, cfg.large.allow_latent_mismatch)

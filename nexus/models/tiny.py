@@ -105,13 +105,16 @@ def ensure_folder(final: Path, build, seed: int = 0, marker: str | None = None) 
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
         from diffusers.utils import logging as diffusers_logging
-        diffusers_logging.disable_progress_bar()        # "Writing model shards" bars for a few KB
+        from transformers.utils import logging as transformers_logging
+        for lib in (diffusers_logging, transformers_logging):
+            lib.disable_progress_bar()                 # "Writing model shards" bars for a few KB
         try:
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
                 build(tmp)
         finally:
-            diffusers_logging.enable_progress_bar()
+            for lib in (diffusers_logging, transformers_logging):
+                lib.enable_progress_bar()
         try:   # another rank may have finished first: keep theirs
             os.rename(tmp, final)
         except OSError:

@@ -26,6 +26,7 @@ from nexus.shapes import check_clip_shape
 from nexus.slurm.requeue import RequeueOnSignal
 from nexus.training.callbacks import AtomicCheckpointIO, StepCheckpoint, throughput_monitor
 from nexus.training.loggers import RunRecord, make_logger
+from nexus.training.module import check_training_settings
 from nexus.training.preflight import preflight
 from nexus.training.progress import StepProgressBar
 from nexus.training.run_dir import RunPlan, has_checkpoints, plan_run, start_run
@@ -56,16 +57,17 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     cfg = validate(cfg, Fit)
     m, d, run_dir = cfg.model, cfg.data, Path(cfg.run.dir)
     check_clip_shape(d.num_frames, d.height, d.width)        # the cheap checks first: nothing built yet
+    check_training_settings(**OmegaConf.to_container(m, resolve=True))
     callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
                  RequeueOnSignal(run_dir / "checkpoints"), throughput_monitor(cfg.throughput_window),
                  *eval_callbacks(cfg, run_dir), *(extra_callbacks or [])]
+    datamodule = build(cfg.data)    # expands the shard pattern: fails now if it matches nothing
+    plan = plan_run(cfg)            # refuses a run directory that is not this command's
     if cfg.paths.get("tiny_models"):     # the tiny recipe: build tiny random folders, then load them for real
         built = ensure_tiny_models(cfg.paths.tiny_models)
         cfg.paths.wan, cfg.paths.vlm = cfg.paths.wan or built["wan"], cfg.paths.vlm or built["vlm"]
     preflight(cfg.paths.wan, cfg.paths.vlm, d.kind, d.num_frames, d.height, d.width,
               OmegaConf.to_container(m.connector), m.context_len)
-    datamodule = build(cfg.data)    # expands the shard pattern: fails now if it matches nothing
-    plan = plan_run(cfg)            # refuses a run directory that is not this command's
     model = build(cfg.model, _convert_="all")
     strategy = build(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     lg = cfg.logger

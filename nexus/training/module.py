@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import grad_norm
 from transformers import get_cosine_schedule_with_warmup
 
 from nexus import flow
+from nexus.errors import RunStopped
 from nexus.models.conditioning import pad_tokens, small_context
 from nexus.models.connector import ConnectorConfig, OmniConnector
 from nexus.models.encoders import FrozenEncoders, load_null_features
@@ -23,8 +24,20 @@ from nexus.training.flops import train_flops_per_sample
 GENERATOR_TRAIN = ("full", "lora", "frozen")
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(RunStopped):
     """The loss became NaN/inf: the run stops, its last good checkpoint is kept."""
+
+
+def check_training_settings(generator_train: str = "full", cfg_dropout: float = 0.2, warmup_steps: int = 0,
+                            lr: float = 1e-5, connector_lr: float | None = None, **_) -> None:
+    """The model.* values AlignmentModule accepts (checked before anything is built or loaded)."""
+    if generator_train not in GENERATOR_TRAIN:
+        raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
+    if not 0.0 <= cfg_dropout < 1.0:
+        raise ValueError(f"model.cfg_dropout={cfg_dropout} must lie in [0, 1)")
+    if warmup_steps < 0 or not lr > 0 or (connector_lr is not None and not connector_lr > 0):
+        raise ValueError(f"model.warmup_steps={warmup_steps} must be >= 0, model.lr={lr} and "
+                         f"model.connector_lr={connector_lr} > 0")
 
 
 class AlignmentModule(L.LightningModule):
@@ -36,10 +49,7 @@ class AlignmentModule(L.LightningModule):
                  connector_lr: float | None = None, weight_decay: float = 1e-4, betas: tuple = (0.9, 0.999),
                  warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0, random_init: bool = False):
         super().__init__()
-        if generator_train not in GENERATOR_TRAIN:
-            raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
-        if not 0.0 <= cfg_dropout < 1.0:
-            raise ValueError(f"model.cfg_dropout={cfg_dropout} must lie in [0, 1)")
+        check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr)
         self.save_hyperparameters(logger=False)     # the logger gets the whole run from RunRecord instead
         self.connector_config = ConnectorConfig(**(connector or {}))
         self.transformer = self.connector = None
@@ -135,8 +145,8 @@ class AlignmentModule(L.LightningModule):
                 f"checkpoint is kept ({ckpt}); lower the learning rate or check the data, then rerun to resume.")
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size(batch))
         dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and hasattr(dm, "bad_samples"):      # corrupt samples skipped so far (replaced)
-            self.log("data/bad_samples", float(dm.bad_samples), batch_size=batch_size(batch))
+        if dm is not None and hasattr(dm, "counts"):        # lost samples so far, by kind (ShardDataModule)
+            self.log_dict(dm.counts(), batch_size=batch_size(batch))
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nexus.errors import UserError
 from nexus.provenance import command_line, covered, describe, differences, flatten, git_state, now, read_json, write_json
-from nexus.slurm.resume import complete_saves, incomplete_saves, newest_checkpoint, prune_hpc_saves
+from nexus.slurm.resume import checkpoint_problem, complete_saves, incomplete_saves, newest_checkpoint, prune_hpc_saves
 
 RUN_FILE, CONFIG_FILE = "run.json", "config.yaml"
 # keys that may differ when a run is resumed: where things are, how often to save/log/evaluate, how long to train
@@ -102,8 +102,9 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         existing = run_dir.is_dir() and any(run_dir.iterdir())
         return RunPlan(run_dir, None, _archive_name(run_dir, old) if existing else None, new)
     if resume != "auto":
-        if not Path(resume).exists():
-            raise UserError(f"run.resume={resume}: no such checkpoint (use auto, never or a path to a .ckpt)")
+        problem = checkpoint_problem(resume)
+        if problem:
+            raise UserError(f"run.resume={resume}: {problem}; use auto, never or the path of a checkpoint")
         _check_owner(run_dir, old, cfg.name, fingerprint, force)
         return RunPlan(run_dir, str(resume), None, _continued(old, new))
     ckpt = newest_checkpoint(run_dir)
