@@ -185,3 +185,10 @@ def test_only_the_known_noise_is_filtered():
         log.warning(message)
         log.removeHandler(handler)
     assert got == ["ZeRO stage 2 is on", "GPU available: False, used: False"]
+
+
+def test_vrbench_with_no_usable_case_is_refused(tmp_path, tiny_models):
+    (tmp_path / "videos").mkdir()
+    r = run("tools/vrbench.py", "evaluate", "--videos", str(tmp_path / "videos"), "--judge", tiny_models["vlm"],
+            "--out", str(tmp_path / "out"), "--only", "DRF_001,DRF_002")
+    assert r.returncode == 2 and "error: no case could be judged (2 skipped; the first: DRF_001: no video" in r.stderr
