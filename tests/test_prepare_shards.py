@@ -192,7 +192,7 @@ def test_prepared_shards_feed_the_datamodule(tmp_path, videos):
     dm.setup("fit")
     batch = next(iter(SampleStream(dm.dataset, 1, __import__("nexus.data.datamodule", fromlist=["collate"]).collate,
                                    shuffle=False)))
-    assert batch["caption"] == ["a ramp of greys"] and batch["bad_samples"] == 0
+    assert batch["caption"] == ["a ramp of greys"] and batch["failed_indices"] == [] and batch["replaced"] == 0
     assert batch["video"].shape == (1, 5, 32, 32, 3) and batch["video"].dtype == torch.uint8   # 48 wide: cropped
     video = dm.on_after_batch_transfer(batch, 0)["video"]
     assert video.shape == (1, 3, 5, 32, 32) and video.min() >= -1 and video.max() <= 1
@@ -209,5 +209,5 @@ def test_an_empty_manifest_is_refused_before_anything_is_written(tmp_path, video
     empty = tmp_path / "empty.csv"
     empty.write_text("path,caption\n")
     with pytest.raises(ValueError, match=r"lists no videos \(a CSV needs a header line, then one row per video"):
-        prepare_shards(videos, empty, tmp_path / "out")
+        prepare_shards(videos[0], empty, tmp_path / "out")
     assert not (tmp_path / "out").exists()

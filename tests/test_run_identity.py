@@ -48,7 +48,7 @@ def test_a_sweep_trains_one_run_per_job_and_a_rerun_resumes_each(tmp_path, tiny_
     again = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     for j in jobs:
-        assert f"resuming {sweep / j} from {sweep / j}/checkpoints/last.ckpt" in again.stdout + again.stderr
+        assert f"resuming {sweep / j} from {sweep / j}/checkpoints/step00000002.ckpt" in again.stdout + again.stderr
         assert len(run_json(sweep / j)["launches"]) == 2 and run_json(sweep / j)["wandb_id"] in ids
     # a plain run may not take the sweep's folder
     with pytest.raises(UserError, match="is the folder of a sweep"):
@@ -71,7 +71,7 @@ def test_resume_never_moves_the_old_run_aside_and_a_plain_rerun_resumes_the_new_
     assert third.global_step == 3
     launches = run_json(run_dir)["launches"]
     assert run_json(run_dir)["wandb_id"] == new_id and len(launches) == 2
-    assert launches[1]["checkpoint"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert launches[1]["checkpoint"] == str(run_dir / "checkpoints" / "step00000002.ckpt")   # last.ckpt's target
     assert launches[1]["changes"] == [{"key": "trainer.max_steps", "was": 2, "now": 3}]
     assert len(run_json(archived[0])["launches"]) == 1                               # the old run untouched
 
@@ -94,7 +94,7 @@ def test_a_requeued_slurm_job_resumes_despite_resume_never(tmp_path, tiny_models
     fit(compose_fit(*over))
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     plan = plan_run(compose_fit(*over))
-    assert plan.checkpoint and plan.checkpoint.endswith("last.ckpt") and plan.archive_to is None
+    assert plan.checkpoint and plan.checkpoint.endswith("step00000002.ckpt") and plan.archive_to is None
     monkeypatch.setenv("SLURM_JOB_ID", "78")                  # another job with that command starts afresh
     plan = plan_run(compose_fit(*over))
     assert plan.checkpoint is None and plan.archive_to is not None

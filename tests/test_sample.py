@@ -112,7 +112,7 @@ def test_bad_input(tmp_path, tiny_models, stage1_export):
     (bad / "connector" / "config.json").write_text(json.dumps(c | {"vlm_dim": 48}))
     with pytest.raises(ValueError, match="connector reads a VLM of hidden size 48 but paths.vlm=.* has 64"):
         sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"small.export={bad}")))
-    with pytest.raises(FileNotFoundError, match="neither an export folder .* nor a stage-1 checkpoint"):
+    with pytest.raises(FileNotFoundError, match="not a checkpoint.*and not an export folder"):
         sample(compose_sample(*base(tmp_path, tiny_models, "prompt=x", f"small.export={tmp_path}")))
 
 

@@ -149,7 +149,8 @@ def test_a_stop_signal_saves_stops_and_the_rerun_resumes(signum, code, tmp_path,
             time.sleep(1)
     ck = tmp_path / "runs" / "tiny" / "default" / "checkpoints"
     assert sorted(p.name for p in ck.iterdir()) == ["hpc-step00000003.ckpt"]   # as the next step begins
-    assert torch.load(ck / "hpc-step00000003.ckpt", weights_only=False)["global_step"] == 3
+    saved = torch.load(ck / "hpc-step00000003.ckpt", weights_only=False)
+    assert saved["global_step"] == 3 and saved["ShardDataModule"]["samples_seen"] == 2 * 3   # 2 per step, no more
     assert fit(compose_fit(*over)).global_step == 6
     steps = [sorted({int(r["step"]) for r in csv.DictReader(open(f)) if r.get("train/loss")})
              for f in sorted((ck.parent / "csv").glob("version_*/metrics.csv"))]
@@ -157,6 +158,7 @@ def test_a_stop_signal_saves_stops_and_the_rerun_resumes(signum, code, tmp_path,
     # the finished run's final save supersedes the stop-signal save, which is removed
     assert sorted(p.name for p in ck.iterdir()) == ["last.ckpt", "step00000005.ckpt", "step00000006.ckpt"]
     assert os.readlink(ck / "last.ckpt") == "step00000006.ckpt"
+    assert torch.load(ck / "last.ckpt", weights_only=False)["ShardDataModule"]["samples_seen"] == 2 * 6
 
 
 def test_zero_checkpoint_of_another_world_size_is_refused_at_submit(tmp_path):

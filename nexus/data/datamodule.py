@@ -177,6 +177,7 @@ class ShardDataModule(L.LightningDataModule):
         # saved in checkpoints (state_dict)
         self.samples_seen = self.failed_reads = self.replaced = self.unreachable_samples = 0
         self.bad: set[int] = set()
+        self._before_last: dict | None = None
 
     @property
     def bad_samples(self) -> int:
@@ -207,6 +208,7 @@ class ShardDataModule(L.LightningDataModule):
         if isinstance(batch, dict) and batch.get("video") is not None:
             batch["video"] = to_model_video(batch["video"])
         if isinstance(batch, dict) and "failed_indices" in batch:
+            self._before_last = self.state_dict()
             failed = batch.pop("failed_indices")
             self.samples_seen += len(batch["key"])
             self.failed_reads += len(failed)
@@ -222,6 +224,11 @@ class ShardDataModule(L.LightningDataModule):
     def state_dict(self) -> dict:
         return {"samples_seen": self.samples_seen, "failed_reads": self.failed_reads, "replaced": self.replaced,
                 "unreachable_samples": self.unreachable_samples, "bad": sorted(self.bad)}
+
+    def state_dict_before_last_batch(self) -> dict:
+        """The counts without the batch fetched last: what a save made as that batch's step begins must hold,
+        since the resumed run reads that batch again."""
+        return getattr(self, "_before_last", None) or self.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.samples_seen, self.failed_reads = state["samples_seen"], state.get("failed_reads", 0)

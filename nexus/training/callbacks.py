@@ -33,20 +33,22 @@ def publish(partial: Path, final: Path) -> None:
         os.replace(partial, final)
 
 
-def as_saved_at_batch_end(checkpoint: dict) -> None:
+def as_saved_at_batch_end(checkpoint: dict) -> bool:
     """A save made as a batch starts (the next batch fetched, not started) gets the loop counters Lightning
     writes at the previous batch's end, which is where Lightning expects a mid-epoch save to come from: else a
-    resumed run would count its logging steps one too far."""
+    resumed run would count its logging steps one too far. -> whether it was such a save."""
     loop = checkpoint.get("loops", {}).get("fit_loop", {})
     progress, state = loop.get("epoch_loop.batch_progress"), loop.get("epoch_loop.state_dict")
     if not progress or not state:
-        return
+        return False
     t = progress["total"]
     if t["ready"] == t["started"] + 1 and t["started"] == t["processed"] == t["completed"] and t["completed"] > 0:
         for counts in (progress["total"], progress["current"]):
             counts["ready"] -= 1
             counts["completed"] -= 1
         state["_batches_that_stepped"] -= 1
+        return True
+    return False
 
 
 def flush_loggers(trainer) -> None:
@@ -95,7 +97,10 @@ class StepCheckpoint(ModelCheckpoint):
         self._last_global_step_saved = trainer.global_step      # a resumed run starts from a save of this step
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        as_saved_at_batch_end(checkpoint)       # every save of the run, the stop-signal ones included
+        # every save of the run, the stop-signal ones included; the fetched batch is read again on resume
+        dm = getattr(trainer, "datamodule", None)
+        if as_saved_at_batch_end(checkpoint) and hasattr(dm, "state_dict_before_last_batch"):
+            checkpoint[type(dm).__qualname__] = dm.state_dict_before_last_batch()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """Not here (the step's metrics are not logged yet): at the next batch's start."""
