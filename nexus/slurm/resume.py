@@ -56,12 +56,17 @@ def newest_checkpoint(run_dir: str | Path) -> Path | None:
     return saves[-1] if saves else None
 
 
+def remove_save(path: Path) -> None:
+    """Delete a save: a file, a link, or a (DeepSpeed) folder."""
+    import shutil
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+
+
 def prune_hpc_saves(run_dir: str | Path, keep: str | Path | None) -> None:
     """Remove the stop-signal saves other than `keep` (each is a whole model + optimizer copy)."""
-    import shutil
     for p in (Path(run_dir) / "checkpoints").glob(f"{HPC_PREFIX}*.ckpt"):
         if keep is None or p.resolve() != Path(keep).resolve():
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            remove_save(p)
 
 
 def checkpoint_problem(path: str | Path) -> str | None:

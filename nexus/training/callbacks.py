@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nexus.shapes import latent_tokens
-from nexus.slurm.resume import prune_hpc_saves
+from nexus.slurm.resume import prune_hpc_saves, remove_save
 
 
 def publish(partial: Path, final: Path) -> None:
@@ -25,10 +25,10 @@ def publish(partial: Path, final: Path) -> None:
     made again; the old one is moved aside first, then removed."""
     if final.exists() or final.is_symlink():
         old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        remove_save(old)
         os.replace(final, old)
         os.replace(partial, final)
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        remove_save(old)
     else:
         os.replace(partial, final)
 

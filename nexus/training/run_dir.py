@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from nexus.errors import UserError
 from nexus.provenance import command_line, covered, describe, differences, flatten, git_state, now, read_json, write_json
-from nexus.slurm.resume import checkpoint_problem, complete_saves, incomplete_saves, newest_checkpoint, prune_hpc_saves
+from nexus.slurm.resume import (checkpoint_problem, complete_saves, incomplete_saves, newest_checkpoint,
+                                 prune_hpc_saves, remove_save)
 
 RUN_FILE, CONFIG_FILE = "run.json", "config.yaml"
 # keys that may differ when a run is resumed: where things are, how often to save/log/evaluate, how long to train
@@ -161,7 +161,7 @@ def start_run(plan: RunPlan, cfg: DictConfig, rank: int = 0) -> None:
         os.replace(plan.run_dir, plan.archive_to)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     for left in incomplete_saves(plan.run_dir):            # what a killed save left behind
-        shutil.rmtree(left, ignore_errors=True) if left.is_dir() and not left.is_symlink() else left.unlink()
+        remove_save(left)
     if plan.checkpoint is not None:
         prune_hpc_saves(plan.run_dir, plan.checkpoint)
     tmp = plan.run_dir / f".{CONFIG_FILE}.tmp"
