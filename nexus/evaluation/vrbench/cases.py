@@ -26,6 +26,7 @@ class Question:
     id: str          # q1 .. q8; the number sets the layer (scores.LAYERS)
     text: str
     weight: float
+    importance: float | None = None     # importance_score: in the public files, unused by the reference scoring
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class Case:
     prompt: str
     questions: tuple[Question, ...]
     instruction: str = ""   # evaluation.overall_instruction, passed to the judge when present
+    category: str = ""      # the file's `category`, as written (the reference prompt names it)
+    description: str = ""   # what the case tests
+    evaluation_description: str = ""    # evaluation.evaluation_description
+    difficulty: str = ""
+    scoring_method: str = ""            # evaluation.scoring_method (weighted_average where given)
+    raw_id: str = ""        # the id in the file (ETV_022 twice: the second case's id is ETV_022_2)
 
 
 class CaseError(ValueError):
@@ -67,7 +74,9 @@ def _question(q, i: int, where: str) -> Question:
     weight = _field(q, "weight", f"{where} {at}")
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
         raise CaseError(f"{where}: field '{at}.weight' must be a positive number, got {weight!r}")
-    return Question(qid, _text(q, "question", f"{where} {at}"), float(weight))
+    importance = q.get("importance_score")
+    return Question(qid, _text(q, "question", f"{where} {at}"), float(weight),
+                    float(importance) if isinstance(importance, (int, float)) and not isinstance(importance, bool) else None)
 
 
 def parse_case(entry, case_id: str, where: str) -> Case:
@@ -85,9 +94,15 @@ def parse_case(entry, case_id: str, where: str) -> Case:
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         raise CaseError(f"{where}: field 'evaluation.evaluation_questions' repeats a question id: {ids}")
-    instruction = entry.get("evaluation", {}).get("overall_instruction") or ""
-    return Case(case_id, dimension, _text(entry, "prompt_en", where), questions,
-                instruction if isinstance(instruction, str) else "")
+    ev = entry.get("evaluation", {})
+
+    def optional(d: dict, key: str) -> str:
+        v = d.get(key)
+        return v if isinstance(v, str) else ""
+    return Case(case_id, dimension, _text(entry, "prompt_en", where), questions, optional(ev, "overall_instruction"),
+                category, optional(entry, "description"), optional(ev, "evaluation_description"),
+                optional(entry, "difficulty"), optional(ev, "scoring_method"),
+                entry.get("id") if isinstance(entry.get("id"), str) else case_id)
 
 
 def load_cases(path: str | Path) -> tuple[list[Case], list[str]]:
