@@ -1,6 +1,7 @@
-"""VR-Bench: case reading, robust parsing and scoring against values worked out by hand; the real tiny
-Qwen2.5-VL judge end to end (both modes, cache reuse, bad videos, generation through the inference module);
-reports and Kendall tau by hand."""
+"""VR-Bench: case reading; the reference protocol (prompt text per dimension written from the reference
+evaluators, frame indices, case set, reply reading rule for rule) and the lenient one; scoring against values
+worked out by hand; the real tiny Qwen2.5-VL judge end to end (both modes, both protocols, cache reuse, bad
+videos, generation through the inference module); reports and Kendall tau by hand."""
 import json
 import subprocess
 import sys
@@ -14,14 +15,16 @@ from nexus.data.video import write_mp4
 from nexus.evaluation.vrbench.agreement import agreement, kendall
 from nexus.evaluation.vrbench.cases import Case, Question, load_cases
 from nexus.evaluation.vrbench.judge import check_judge, encode, load_judge, one_question_prompt, sample_frames
-from nexus.evaluation.vrbench.parse import parse_answers
+from nexus.evaluation.vrbench.parse import Dropped, lenient_answers, read_reply, reference_answers
+from nexus.evaluation.vrbench.protocol import frame_indices, reference_case_set, reference_prompt
 from nexus.evaluation.vrbench.report import report
 from nexus.evaluation.vrbench.run import evaluate
-from nexus.evaluation.vrbench.scores import aggregate, case_scores
+from nexus.evaluation.vrbench.scores import aggregate, case_scores, dropped_scores
 from nexus.inference.prompts import load_prompts
 from nexus.models.loading import LayoutError
 
 SHARED = ROOT.parent / "shared" / "vrbench"
+DATA = ROOT / "data" / "vrbench"
 QIDS = [f"q{i}" for i in range(1, 9)]
 WEIGHTS = [1, 2, 1, 2, 1, 1, 1, 1]          # sum 10; L1 = q1-2 (3), L2 = q3-5 (4), L3 = q6-8 (3)
 
@@ -32,7 +35,7 @@ def cli(*args):
 
 def case(case_id="DRF_900", dimension="DRF"):
     questions = tuple(Question(q, f"is {q} true?", w) for q, w in zip(QIDS, WEIGHTS))
-    return Case(case_id, dimension, "a ball rolls", questions)
+    return Case(case_id, dimension, "a ball rolls", questions, raw_id=case_id)
 
 
 def entry(case_id, category="Dynamic Reference Frame", **change):
@@ -50,6 +53,127 @@ def test_public_cases_match_the_prompt_loader():
     counts = {d: sum(c.dimension == d for c in cases) for d in ("MMC", "CCR", "DRF")}
     assert counts == {"MMC": 24, "CCR": 29, "DRF": 28}
     assert all([q.id for q in c.questions] == QIDS and {q.weight for q in c.questions} <= {1.0, 2.0} for c in cases)
+    assert [p.read_bytes() for p in sorted(DATA.glob("*.json"))] == [p.read_bytes() for p in sorted(SHARED.glob("*.json"))]
+
+
+def test_reference_case_set_keeps_the_last_of_a_repeated_id():
+    cases, _ = load_cases(DATA)
+    kept, notes = reference_case_set(cases)
+    assert len(kept) == 215 and [c.id for c in cases if c not in kept] == ["ETV_022"]
+    etv = json.loads((DATA / "ETV_prompts.json").read_text())["Energy Transfer Visualization"]["prompts"]
+    second = [e for e in etv if e["id"] == "ETV_022"][1]
+    kept_022 = next(c for c in kept if c.raw_id == "ETV_022")
+    assert kept_022.id == "ETV_022_2" and kept_022.prompt == second["prompt_en"]
+    assert notes == ["ETV_022: the id ETV_022 appears again later in its file; the reference keeps the last case "
+                     "with an id (ETV_022_2 here), so this one is not judged"]
+    with pytest.raises(ValueError, match="ETV_022 is not in the reference case set: .* the later case, ETV_022_2 here"):
+        evaluate(DATA, DATA, "/nonexistent", "/tmp/nexus-never", only="ETV_022")
+
+
+# The reference evaluators (Lumos-Custom vr_bench_eval/evaluators/<DIM>_evaluator.py) open their prompt with a
+# persona of their own, then share one body; written here from reading them, independently of data/vrbench/prompts.
+PERSONA = {
+    "DRF": 'You are an objective video reasoning evaluator specializing in the "{category}" metric.\n'
+           "You will analyze the video and answer the following binary (Yes/No) questions.",
+    "ETV": "You are an objective evaluator analyzing how energy transfer is depicted in a video.\n"
+           "Your task is to assess whether the generated video demonstrates realistic energy flow,\n"
+           "directionality, and physical plausibility in accordance with physics-based reasoning.",
+    "MMC": "You are an objective evaluator analyzing material memory consistency in videos.\n"
+           "Your goal is to assess whether an object's deformation, recovery, and residual traces\n"
+           "match realistic material properties and physical memory behavior.",
+    "CAR": "You are an objective evaluator analyzing conceptual action understanding in videos.\n"
+           "Your goal is to decide whether the actions collectively express the abstract concept intended.",
+    "CCR": "You are an objective cultural evaluator analyzing videos for cultural commonsense reasoning.\n"
+           "Your goal is to assess whether the video accurately represents cultural symbols,\n"
+           "attire, rituals, and social interactions consistent with the described culture.",
+    "PCR": "You are an objective evaluator analyzing preventive causal reasoning in videos.\n"
+           "Your task is to assess whether the video demonstrates anticipation of risk and\n"
+           "preventive actions that logically avoid a potential negative outcome.",
+    "BBR": "You are an objective evaluator analyzing biological and ecological realism in generated videos.\n"
+           "Your task is to assess whether the video demonstrates the specific behaviors and properties described "
+           "in each question.",
+    "CAC": "You are an objective evaluator analyzing concurrent actions in videos.\n"
+           "Your goal is to determine whether multiple actions are performed simultaneously\n"
+           "with realistic timing, coordination, and physical plausibility.",
+}
+DEFAULT_INSTRUCTION = {   # used only when a case has no evaluation.overall_instruction
+    "DRF": "Answer 'Yes' or 'No' to each question and briefly explain your reasoning for each.",
+    "ETV": "Answer 'Yes' or 'No' to each question and briefly explain reasoning.",
+    "CCR": "Answer 'Yes' or 'No' for each question and justify briefly.",
+    "PCR": "Answer 'Yes' or 'No' for each question and give reasoning.",
+    **dict.fromkeys(("MMC", "CAR", "BBR", "CAC"), "Answer 'Yes' or 'No' to each question and explain briefly."),
+}
+
+
+def expected_prompt(e: dict, dim: str) -> str:
+    ev = e["evaluation"]
+    qs = ev["evaluation_questions"]
+    q_text = "\n".join(f"{i + 1}. {q['question']} (weight: {q['weight']})" for i, q in enumerate(qs))
+    answers = ",\n    ".join(f'"{q["id"]}": {{"answer": "Yes or No", "reason": "..."}}' for q in qs)
+    persona = PERSONA[dim].format(category=e["category"])
+    return f"""
+{persona}
+
+EVALUATION PRINCIPLES:
+1. Answer "Yes" if you can observe the described behavior/property in the video frames, even if it's partially visible or somewhat ambiguous
+2. Answer "Yes" if the behavior/property is reasonably demonstrated, even if not perfect
+3. Give the benefit of the doubt - if the behavior/property appears to be present or can be reasonably inferred, answer "Yes"
+4. Answer "No" only if the behavior/property is clearly absent or contradicts what is shown
+5. Consider the overall context and intent of the prompt when evaluating
+6. Each question should be evaluated based on what you observe in the video frames
+
+=== Video Task ===
+Video ID: {e["id"]}
+Prompt: {e["prompt_en"]}
+Description: {e.get("description", "")}
+
+=== Evaluation Context ===
+{ev.get("evaluation_description", "")}
+
+=== Evaluation Questions ===
+{q_text}
+
+{ev.get("overall_instruction", DEFAULT_INSTRUCTION[dim])}
+
+=== Required JSON Output ===
+{{
+  "video_id": "{e["id"]}",
+  "answers": {{
+    {answers}
+  }}
+}}
+
+IMPORTANT RULES:
+- Output only valid JSON. Each answer must be exactly "Yes" or "No" (case-sensitive)
+- Be reasonable: Answer "Yes" when the behavior/property is present or can be reasonably inferred
+- If the behavior/property appears to be present (even partially), answer "Yes"
+- Only answer "No" if the behavior/property is clearly absent
+- Provide brief reasoning in the "reason" field explaining your decision
+""".strip()   # noqa: E501
+
+
+@pytest.mark.parametrize("dim", list(PERSONA))
+def test_reference_prompt_per_dimension(dim, tmp_path):
+    raw = json.loads(next(DATA.glob(f"{dim}_*.json")).read_text())
+    entries = next(iter(raw.values()))["prompts"]
+    e = [x for x in entries if x["id"] == "ETV_022"][-1] if dim == "ETV" else entries[0]   # ETV: the second ETV_022
+    c = next(c for c in reference_case_set(load_cases(DATA)[0])[0] if c.raw_id == e["id"])
+    assert reference_prompt(c) == expected_prompt(e, dim)
+    assert dim != "ETV" or (c.id == "ETV_022_2" and "Video ID: ETV_022\n" in reference_prompt(c))
+    # without overall_instruction the dimension's own default; an integer weight prints as the file writes it
+    e = json.loads(json.dumps(e))
+    del e["evaluation"]["overall_instruction"]
+    e["evaluation"]["evaluation_questions"][0]["weight"] = 2
+    (tmp_path / "one.json").write_text(json.dumps({e["category"]: {"prompts": [e]}}))
+    (c,), _ = load_cases(tmp_path / "one.json")
+    assert reference_prompt(c) == expected_prompt(e, dim) and "(weight: 2)\n" in reference_prompt(c)
+
+
+def test_reference_frame_indices():
+    assert frame_indices(81, 16) == [0, 5, 10, 16, 21, 26, 32, 37, 42, 48, 53, 58, 64, 69, 74, 80]
+    assert frame_indices(121, 16) == list(range(0, 121, 8))
+    assert frame_indices(33, 16) == [0, 2, 4, 6, 8, 10, 12, 14, 17, 19, 21, 23, 25, 27, 29, 32]
+    assert frame_indices(12, 16) == list(range(12))
 
 
 def test_bad_cases_are_reported_and_skipped(tmp_path):
@@ -75,7 +199,7 @@ def test_bad_cases_are_reported_and_skipped(tmp_path):
         load_cases(tmp_path / "missing")
 
 
-MALFORMED = [   # (judge reply, expected answers)
+MALFORMED = [   # (judge reply, expected lenient answers)
     ('Sure! Here is my evaluation:\n```json\n{"answers": {"q1": {"answer": "yes", "reason": "a {curly} brace"}, '
      '"q2": {"answer": "NO."}, "q3": {"answer": "Yes, clearly"}, "q4": {"answer": true}, "q5": {"answer": "maybe"}, '
      '"q6": {"answer": "No"}, "q7": "YES", "q8": {"answer": "Yes",},}}\n```\nHope this helps.',
@@ -89,18 +213,68 @@ MALFORMED = [   # (judge reply, expected answers)
 
 
 @pytest.mark.parametrize("reply,expected", MALFORMED)
-def test_parse_malformed_replies(reply, expected):
-    assert parse_answers(reply, QIDS) == dict(zip(QIDS, expected))
+def test_lenient_reads_malformed_replies(reply, expected):
+    assert lenient_answers(reply, QIDS) == dict(zip(QIDS, expected))
+
+
+def reply(*answers, extra=""):
+    return json.dumps({"video_id": "X", "answers": {q: {"answer": a, "reason": "..."} for q, a in zip(QIDS, answers)}})
+
+
+N = None
+DROP = "dropped"
+# (reply, reference reading by the seven JSON evaluators, by DRF's evaluator, lenient reading); readings list
+# q1.. (the rest None) and were worked out by following the reference code by hand
+PROTOCOL_CASES = {
+    "clean, fenced": ("```json\n" + reply(*["Yes"] * 4, *["No"] * 4) + "\n```",
+                      ["Yes"] * 4 + ["No"] * 4, ["Yes"] * 4 + ["No"] * 4, ["Yes"] * 4 + ["No"] * 4),
+    "single quotes": ("{'answers': {'q1': {'answer': 'Yes'}, 'q2': {'answer': 'No'}}}",
+                      [], [], ["Yes", "No"]),
+    "truncated": ('{"answers": {"q1": {"answer": "Yes", "reason": "x"}, "q2": {"answer": "No", "rea',
+                  [], ["Yes", "No"], ["Yes", "No"]),                      # DRF: its first pattern per question
+    "trailing comma": ('{"answers": {"q1": {"answer": "Yes"}, "q2": {"answer": "Yes"},}}',
+                       [], ["Yes", "Yes"], ["Yes", "Yes"]),
+    "qN lines": ("q1: Yes\nq2: No\nq3: yes", [], ["Yes", "No", "Yes"], ["Yes", "No", "Yes"]),
+    '"Yes."': (reply("Yes.", "No.", "yes", "YES"), [N, N, "Yes", "Yes"], [N, N, "Yes", "Yes"],
+               ["Yes", "No", "Yes", "Yes"]),
+    "placeholder echoed": (reply("Yes or No", "No"), [N, "No"], [N, "No"], [N, "No"]),
+    "reason before answer, cut off": ('{"answers": {"q1": {"reason": "there is no doubt", "answer": "Yes"}, "q2": '
+                                      '{"reason": "no train is visible", "answ', [], [], ["Yes"]),
+    "draft, then final": ('Draft: {"answers": {"q1": {"answer": "No"}, "q2": {"answer": "No"}}}\nFinal: '
+                          '{"answers": {"q1": {"answer": "Yes"}, "q2": {"answer": "Yes"}}}',
+                          [], ["No", "No"], ["Yes", "Yes"]),       # DRF's first pattern finds the draft
+    "answers as strings": ('{"answers": {"q1": "Yes", "q2": "No"}}', DROP, DROP, ["Yes", "No"]),
+    "answer true": ('{"answers": {"q1": {"answer": true}}}', DROP, [], ["Yes"]),    # DRF: str(True) is not yes
+    "bare number": ("42", [], DROP, []),                     # DRF lets the TypeError of `"answers" in 42` through
+    "answers a list": ('{"answers": ["Yes", "No"]}', DROP, [], []),   # DRF asks for an object, then patterns
+}
+
+
+@pytest.mark.parametrize("name", list(PROTOCOL_CASES))
+def test_replies_under_both_protocols(name):
+    raw, json_ref, drf_ref, lenient = PROTOCOL_CASES[name]
+    full = lambda got: dict(zip(QIDS, got + [None] * (8 - len(got))))    # noqa: E731
+    for c, ref in ((case("CAC_900", "CAC"), json_ref), (case(), drf_ref)):
+        if ref == DROP:
+            with pytest.raises(Dropped):
+                reference_answers(raw, c)
+            assert read_reply(raw, c, "reference") == {"answers": None, "dropped": read_reply(raw, c, "reference")[
+                "dropped"], "nonreference": False} and read_reply(raw, c, "reference")["dropped"]
+        else:
+            assert reference_answers(raw, c) == full(ref), c.dimension
+        got = read_reply(raw, c, "lenient")
+        assert got["answers"] == full(lenient) and got["dropped"] is None
+        assert got["nonreference"] == (ref == DROP or full(ref) != full(lenient))
 
 
 def test_scores_by_hand():
-    answers = parse_answers(MALFORMED[0][0], QIDS)      # q5 unparsed -> No
+    answers = lenient_answers(MALFORMED[0][0], QIDS)      # q5 unparsed -> No
     s = case_scores(case(), answers)
     # Yes on q1 (1), q3 (1), q4 (2), q7 (1), q8 (1) = 6 of 10; L1 1/3; L2 (1 + 2)/4; L3 (1 + 1)/3
     assert s["score"] == pytest.approx(0.6) and s["unparsed"] == 1
     assert (s["L1"], s["L2"], s["L3"]) == pytest.approx((1 / 3, 0.75, 2 / 3))
-    rows = {"a": s, "b": case_scores(case(), parse_answers(MALFORMED[3][0], QIDS)),        # garbage: all No -> 0
-            "c": case_scores(case(dimension="CAC"), parse_answers(MALFORMED[1][0], QIDS))}  # q1 Yes: 1/10
+    rows = {"a": s, "b": case_scores(case(), lenient_answers(MALFORMED[3][0], QIDS)),        # garbage: all No -> 0
+            "c": case_scores(case(dimension="CAC"), lenient_answers(MALFORMED[1][0], QIDS))}  # q1 Yes: 1/10
     agg = aggregate(rows)
     assert agg["dimensions"]["DRF"]["score"] == pytest.approx(30.0) and agg["dimensions"]["DRF"]["cases"] == 2
     assert agg["dimensions"]["CAC"]["score"] == pytest.approx(10.0)
@@ -109,6 +283,27 @@ def test_scores_by_hand():
     assert agg["overall"]["score"] == pytest.approx(20.0)     # mean of dimensions (the case mean would be 23.3)
     assert agg["overall"]["L1"] == pytest.approx(((100 / 3 + 0) / 2 + 100 / 3) / 2)
     assert agg["unparsed"] == 1 + 8 + 6
+    assert not agg["overall"]["complete"] and agg["overall"]["missing"] == ["ETV", "MMC", "CAR", "CCR", "PCR", "BBR"]
+    assert agg["categories"]["Emb-Phys"]["missing"] == ["BBR"] and not agg["complete"]
+
+
+def test_reference_rounding_and_dropped_cases_by_hand():
+    yes = lambda k: {q: "Yes" for q in QIDS[:k]}    # noqa: E731
+    # weights 1 2 1 2 1 1 1 1 (10): Yes on q1 = 0.1; on q1-q3 = 0.4; on q1 and q2 of 3 of L1... by hand:
+    one = case_scores(case("DRF_1"), yes(1), digits=4)     # 1/10; L1 1/3 -> 0.3333
+    three = case_scores(case("DRF_2"), yes(7), digits=4)   # 9/10; L3 2/3 -> 0.6667
+    assert (one["score"], one["L1"], three["score"], three["L3"]) == (0.1, 0.3333, 0.9, 0.6667)
+    rows = {"DRF_1": one, "DRF_2": three, "DRF_3": dropped_scores(case("DRF_3"), "the answer to q1 is \"Yes\""),
+            "CAC_1": case_scores(case("CAC_1", "CAC"), yes(2), digits=4)}       # 3/10
+    agg = aggregate(rows, expected={"DRF": 3, "CAC": 2}, digits=4)
+    drf = agg["dimensions"]["DRF"]
+    # the dropped case leaves the mean: (0.1 + 0.9) / 2 = 0.5; L1 (0.3333 + 1) / 2 = 0.66665 -> 0.6666 or 0.6667
+    assert (drf["score"], drf["cases"], drf["dropped"], drf["complete"]) == (50.0, 2, 1, True)
+    assert drf["L1"] == round(100 * round((0.3333 + 1) / 2, 4), 2)
+    cac = agg["dimensions"]["CAC"]
+    assert (cac["score"], cac["complete"]) == (30.0, False)       # 1 of 2 cases judged
+    assert agg["dropped"] == 1 and not agg["complete"]
+    assert agg["categories"]["Emb-Phys"]["score"] == 30.0 and agg["categories"]["Emb-Phys"]["missing"] == ["BBR"]
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +320,24 @@ ONLY = "DRF_001,CAC_001,ETV_022_2,BBR_001,PCR_001"
 
 
 def test_tiny_judge_generate_mode_caches_and_skips_bad_videos(tmp_path, tiny_models, videos):
-    run = lambda: evaluate(SHARED, videos, tiny_models["vlm"], tmp_path / "run", mode="generate",   # noqa: E731
-                           max_new_tokens=8, dtype="fp32", only=ONLY)
+    run = lambda protocol="reference": evaluate(SHARED, videos, tiny_models["vlm"], tmp_path / "run",  # noqa: E731
+                                                mode="generate", max_new_tokens=8, dtype="fp32", only=ONLY,
+                                                protocol=protocol)
     first = run()
     assert (first["judged"], first["cached"]) == (3, 0)
     problems = "\n".join(first["problems"])
     assert "BBR_001: unreadable video" in problems and "PCR_001: no video" in problems
     # the random judge never writes JSON: every answer is unparsed, counted, and scored as No
     assert first["unparsed"] == 24 and first["overall"]["score"] == 0.0
+    assert first["protocol"] == "reference" and first["deviations"] == ["max_new_tokens=8 (reference: 1024)",
+                                                                         "dtype=fp32 (reference: bf16)"]
+    assert first["judge_info"]["model_type"] == "qwen2_5_vl" and len(first["judge_info"]["fingerprint"]) == 16
+    assert not first["complete"] and first["overall"]["missing"] == ["MMC", "CAR", "CCR", "PCR", "BBR"]
+    assert first["dimensions"]["DRF"] == {"score": 0.0, "L1": 0.0, "L2": 0.0, "L3": 0.0, "cases": 1, "dropped": 0,
+                                          "expected": 28, "complete": False}
+    assert all(isinstance(r["raw"], str) for r in first["cases"].values())
+    lenient = run("lenient")             # the cached raw replies, read the other way: no judge call
+    assert (lenient["judged"], lenient["cached"], lenient["protocol"]) == (0, 3, "lenient")
     assert json.loads((tmp_path / "run" / "scores.json").read_text())["cases"].keys() == {"DRF_001", "CAC_001",
                                                                                          "ETV_022_2"}
     assert (tmp_path / "run" / "vrbench_table.md").is_file() and (tmp_path / "run" / "cases.csv").is_file()
@@ -163,6 +368,20 @@ def test_tiny_judge_prob_mode_by_hand(tmp_path, tiny_models, videos):
     assert p == pytest.approx(cached["q4"], abs=1e-5)
     other = encode(judge, frames[::-1], [one_question_prompt(c, c.questions[3], len(frames))])
     assert judge.model(**other, logits_to_keep=1).logits[0, -1, list(judge.yes_no)].softmax(-1)[0].item() != p
+
+
+def test_a_video_sampled_from_another_prompt_is_not_judged(tmp_path, tiny_models, videos):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("DRF_001.mp4", "CAC_001.mp4"):
+        (folder / name).write_bytes((videos / name).read_bytes())
+    (folder / "prompts.jsonl").write_text(json.dumps({"id": "DRF_001", "prompt": "a red cube on a table"}) + "\n")
+    result = evaluate(DATA, folder, tiny_models["vlm"], tmp_path / "run", mode="prob", dtype="fp32",
+                      only="DRF_001,CAC_001")
+    assert list(result["cases"]) == ["CAC_001"]
+    assert result["problems"] == [f"DRF_001: {folder / 'DRF_001.mp4'} was sampled from another prompt ('a red cube on "
+                                  f"a table', says {folder / 'prompts.jsonl'}); re-generate it from the case's prompt"]
+    assert result["protocol"] == "prob" and result["deviations"][0].startswith("mode=prob")
 
 
 def test_judge_folder_that_is_not_a_vlm(tmp_path, tiny_models, videos):
@@ -196,7 +415,10 @@ def test_report_and_rank_agreement_by_hand(tmp_path):
     paths = report([a, b], tmp_path / "report")
     table = (tmp_path / "report" / "vrbench_table.md").read_text()
     assert "| upfb |" in table and "| large_only |" in table and paths[-1].read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "report" / "vrbench_table.csv").read_text().splitlines()[0].startswith("run,DRF,ETV,MMC,HL-Phys")
+    header = (tmp_path / "report" / "vrbench_table.csv").read_text().splitlines()[0]
+    assert header.startswith("run,DRF,ETV,MMC,HL-Phys") and header.endswith(",protocol,judge,complete")
+    # only DRF was judged: HL-Phys and Overall are marked incomplete, the other dimensions show "-", not 0
+    assert "| upfb | 55.00 | - | - | 55.00* |" in table and "- upfb, Overall: not judged: ETV, MMC, CAR" in table
     # case scores a: .1 .4 .7 1 ; b: 0 .7 .4 1 -> 5 concordant, 1 discordant pair of 6: tau = 4/6
     r = agreement([a], [b])
     assert r["case"]["n"] == 4 and r["case"]["tau"] == pytest.approx(4 / 6)

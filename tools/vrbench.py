@@ -1,8 +1,8 @@
 """VR-Bench: judge videos with a local VLM and score them; compare runs (README "VR-Bench").
 
-  # judge a folder of <case id>.mp4 (e.g. tools/sample.py prompt_file=data/vrbench output)
+  # judge a folder of <case id>.mp4 (e.g. tools/sample.py prompt_file=data/vrbench output), reference protocol
   python tools/vrbench.py evaluate --videos runs/nexus/samples/upfb --judge /models/Qwen3-VL-30B-A3B-Instruct \\
-      --out runs/vrbench/upfb [--mode generate|prob] [--only DRF,CAC_003] [--limit 10]
+      --out runs/vrbench/upfb [--protocol reference|lenient] [--mode generate|prob] [--only DRF,CAC_003] [--limit 10]
   # generate the videos first through the inference module (recipes/sample overrides), into <out>/videos
   python tools/vrbench.py evaluate --generate "recipe=nexus_wan14b small.export=exports/omni bridge.strategy=upfb" \\
       --judge /models/Qwen3-VL-30B-A3B-Instruct --out runs/vrbench/upfb
@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nexus.evaluation.vrbench.judge import MODES  # noqa: E402
+from nexus.evaluation.vrbench.protocol import PROTOCOLS  # noqa: E402
 from nexus.models.loading import DTYPES  # noqa: E402
 
 
@@ -33,11 +34,17 @@ def parser() -> argparse.ArgumentParser:
                    help="local VLM folder (default $NEXUS_JUDGE_PATH), e.g. Qwen3-VL-30B-A3B-Instruct; 'tiny': the "
                         "tiny random Qwen2.5-VL under runs/.tiny_models (smoke tests)")
     e.add_argument("--out", required=True, help="run folder: scores.json, cases.csv, vrbench_table.md, judge_cache/")
+    e.add_argument("--protocol", choices=PROTOCOLS, default="reference",
+                   help="how replies are read: reference (the paper's evaluators, rule for rule; default) or lenient "
+                        "(reads malformed replies too; counts the replies it reads differently)")
+    e.add_argument("--round-cases", action=argparse.BooleanOptionalAction, default=None,
+                   help="round case scores to 4 digits as the reference does (default: with --protocol reference)")
     e.add_argument("--mode", choices=MODES, default="generate",
-                   help="generate: reference protocol (JSON reply); prob: P(yes) per question")
-    e.add_argument("--frames", type=int, default=16)
-    e.add_argument("--max-new-tokens", type=int, default=1024)
-    e.add_argument("--dtype", choices=sorted(DTYPES), help="default bf16 on CUDA, fp32 on CPU")
+                   help="generate: one JSON reply per case (the reference); prob: P(yes) per question (not the "
+                        "reference)")
+    e.add_argument("--frames", type=int, default=16, help="frames given to the judge (reference: 16)")
+    e.add_argument("--max-new-tokens", type=int, default=1024, help="reply length limit (reference: 1024)")
+    e.add_argument("--dtype", choices=sorted(DTYPES), help="default bf16 on CUDA (the reference), fp32 on CPU")
     e.add_argument("--device", help="default cuda when available, else cpu")
     e.add_argument("--only", help="comma-separated case ids and/or dimensions, e.g. DRF,CAC_003")
     e.add_argument("--limit", type=int, help="the first N selected cases")
@@ -78,7 +85,8 @@ def evaluate(args) -> int:
                  frames=args.frames, max_new_tokens=args.max_new_tokens,
                  dtype=args.dtype or ("bf16" if cuda else "fp32"),
                  device=args.device or ("cuda" if cuda else "cpu"), only=args.only, limit=args.limit,
-                 cache=args.cache, generate=args.generate, name=args.name)
+                 cache=args.cache, generate=args.generate, name=args.name, protocol=args.protocol,
+                 round_cases=args.round_cases)
     for problem in result["problems"][:20]:
         print(f"skipped: {problem}", file=sys.stderr)
     if len(result["problems"]) > 20:
@@ -86,9 +94,19 @@ def evaluate(args) -> int:
     if not result["judged"] and not result["cached"]:
         raise ValueError(f"no case could be judged ({len(result['problems'])} skipped; the first: "
                          f"{(result['problems'] or ['none'])[0]})")
-    summary = row(result)
-    print(f"{result['judged']} judged, {result['cached']} from cache, {len(result['problems'])} problems; "
-          f"overall {summary['Overall']}, unparsed answers {summary['unparsed']} -> {args.out}/scores.json")
+    summary, why = row(result)
+    for change in result["deviations"]:
+        print(f"not the reference protocol: {change}", file=sys.stderr)
+    overall = "n/a" if summary["Overall"] is None else f"{summary['Overall']:.2f}"
+    print(f"protocol {summary['protocol']}, judge {result['judge']}\n"
+          f"{result['judged']} judged, {result['cached']} from cache, {len(result['problems'])} problems; "
+          f"{summary['cases']} cases scored of {result['case_set']}, {summary['dropped']} dropped, "
+          f"{summary['unparsed']} unparsed answers"
+          + (f", {summary['nonreference']} replies read differently from the reference" if args.protocol == "lenient"
+             else "")
+          + f"\noverall {overall}" + (f" (incomplete: {why['Overall']})" if "Overall" in why else
+                                       "" if result["complete"] else " (incomplete: not every case judged)")
+          + f" -> {args.out}/scores.json")
     return 0
 
 

@@ -46,7 +46,7 @@ def read_rows(path: str | Path) -> list[dict]:
         return rows
     scores = read_run(path)
     return [{"run": scores.get("name", ""), "case": c, "dimension": r["dimension"], "score": r["score"]}
-            for c, r in scores["cases"].items()]
+            for c, r in scores["cases"].items() if r["score"] is not None]     # a dropped case has no score
 
 
 def by_level(rows: list[dict], level: str) -> dict[tuple, float]:

@@ -27,6 +27,7 @@ class Question:
     text: str
     weight: float
     importance: float | None = None     # importance_score: in the public files, unused by the reference scoring
+    weight_text: str = ""   # the weight as the file writes it (2.0 or 2): the reference prompt prints it so
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Case:
     dimension: str   # DRF, ETV, ... (from `category`)
     prompt: str
     questions: tuple[Question, ...]
-    instruction: str = ""   # evaluation.overall_instruction, passed to the judge when present
+    instruction: str | None = None      # evaluation.overall_instruction; None: absent (the prompt's default)
     category: str = ""      # the file's `category`, as written (the reference prompt names it)
     description: str = ""   # what the case tests
     evaluation_description: str = ""    # evaluation.evaluation_description
@@ -76,7 +77,8 @@ def _question(q, i: int, where: str) -> Question:
         raise CaseError(f"{where}: field '{at}.weight' must be a positive number, got {weight!r}")
     importance = q.get("importance_score")
     return Question(qid, _text(q, "question", f"{where} {at}"), float(weight),
-                    float(importance) if isinstance(importance, (int, float)) and not isinstance(importance, bool) else None)
+                    float(importance) if isinstance(importance, (int, float)) and not isinstance(importance, bool) else None,
+                    str(weight))
 
 
 def parse_case(entry, case_id: str, where: str) -> Case:
@@ -97,9 +99,10 @@ def parse_case(entry, case_id: str, where: str) -> Case:
     ev = entry.get("evaluation", {})
 
     def optional(d: dict, key: str) -> str:
-        v = d.get(key)
-        return v if isinstance(v, str) else ""
-    return Case(case_id, dimension, _text(entry, "prompt_en", where), questions, optional(ev, "overall_instruction"),
+        v = d.get(key, "")
+        return v if isinstance(v, str) else str(v)     # as the reference's f-string prints it
+    return Case(case_id, dimension, _text(entry, "prompt_en", where), questions,
+                optional(ev, "overall_instruction") if "overall_instruction" in ev else None,
                 category, optional(entry, "description"), optional(ev, "evaluation_description"),
                 optional(entry, "difficulty"), optional(ev, "scoring_method"),
                 entry.get("id") if isinstance(entry.get("id"), str) else case_id)

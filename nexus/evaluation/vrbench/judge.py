@@ -1,10 +1,12 @@
 """A transformers VLM from a local folder as the VR-Bench judge (reference: Qwen3-VL-30B-A3B-Instruct, bf16).
 
-Both modes see the same input: `frames` frames sampled uniformly from the video, given as images, then text.
-  generate  the reference protocol: one prompt listing all weighted questions, greedy decoding, a JSON reply
-            parsed by parse.py (unparsed -> No)
-  prob      one forward pass per case, the questions batched (left-padded): P(yes) = softmax over the logits of
-            the "Yes" and "No" tokens at the answer position; Yes when P(yes) > 0.5; P(yes) is kept
+Both modes see the same input: `frames` frames at the reference's indices (protocol.frame_indices), given as
+images, then text.
+  generate  the reference protocol: the reference's prompt for the case's dimension (protocol.reference_prompt),
+            greedy decoding with its settings; the raw reply is kept and read by parse.read_reply
+  prob      a project extension, not the reference: one forward pass per case, the questions batched
+            (left-padded): P(yes) = softmax over the logits of the "Yes" and "No" tokens at the answer position;
+            Yes when P(yes) > 0.5; P(yes) is kept
 Inputs are built the Qwen-VL way (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): the folder's chat template places one
 <|image_pad|> per image, which is expanded to the image's token count (grid / merge_size^2), exactly what the
 transformers processors do, but without their video processor, which needs torchvision (not a dependency).
@@ -20,21 +22,17 @@ import torch
 
 from nexus.data.video import iter_frames
 from nexus.evaluation.vrbench.cases import Case, Question
-from nexus.evaluation.vrbench.parse import parse_answers
+from nexus.evaluation.vrbench.protocol import frame_indices, reference_prompt, spec
 from nexus.models.loading import DTYPES, LayoutError, check_folder, read_config
+from nexus.provenance import fingerprint
 
 IMAGE_PAD = "<|image_pad|>"
 JUDGE_LAYOUT = {"config": ("config.json",), "tokenizer": ("tokenizer.json", "tokenizer_config.json"),
                 "image processor": ("preprocessor_config.json",)}
 MODES = ("generate", "prob")
-HEAD = ("These are {n} frames sampled uniformly in time from a generated video, in order.\n"
-        "The video was generated from this prompt: \"{prompt}\"\n")
-ALL_QUESTIONS = (HEAD + "{instruction}Judge what the frames show, not the prompt. Answer each question with Yes or No; "
-                 "the weight in brackets is how much it counts.\n{questions}\nReply with one JSON object only, in this "
-                 "form:\n{{\"answers\": {{\"q1\": {{\"answer\": \"Yes\", \"reason\": \"...\"}}, \"q2\": {{\"answer\": "
-                 "\"No\", \"reason\": \"...\"}}, ...}}}}")
-ONE_QUESTION = HEAD + "Judge what the frames show, not the prompt.\nQuestion: {question}\nAnswer with Yes or No only."
-PROMPT_VERSION = hashlib.sha256((ALL_QUESTIONS + ONE_QUESTION).encode()).hexdigest()[:8]   # edits invalidate caches
+ONE_QUESTION = ("These are {n} frames sampled uniformly in time from a generated video, in order.\n"
+                "The video was generated from this prompt: \"{prompt}\"\n"
+                "Judge what the frames show, not the prompt.\nQuestion: {question}\nAnswer with Yes or No only.")
 
 
 @dataclass
@@ -47,10 +45,25 @@ class Judge:
     yes_no: tuple[int, int]   # first token of "Yes" and of "No"
 
 
-def identity(folder: str | Path, mode: str, frames: int, max_new_tokens: int, dtype: str) -> str:
-    """What a cached answer depends on besides the case and the video bytes."""
+def prompt_version(mode: str) -> str:
+    """A hash of what the judge is sent: the reference templates and settings, or the prob mode's prompt."""
+    return spec()["version"] if mode == "generate" else hashlib.sha256(ONE_QUESTION.encode()).hexdigest()[:8]
+
+
+def judge_info(folder: str | Path) -> dict:
+    """The judge's identity for reports and caches: folder, architecture, and a fingerprint of its files (sha256
+    over every file's path, size, first and last MiB), so two folders with the same name are told apart."""
+    root = Path(folder).resolve()
+    cfg = read_config(root / "config.json")
+    return {"folder": str(root), "name": root.name, "model_type": cfg.get("model_type"),
+            "architectures": cfg.get("architectures"), "fingerprint": fingerprint(root)}
+
+
+def identity(info: dict, mode: str, frames: int, max_new_tokens: int, dtype: str) -> str:
+    """What a cached reply depends on besides the case and the video bytes."""
     tokens = f"|max_new_tokens={max_new_tokens}" if mode == "generate" else ""
-    return f"{Path(folder).name}|{mode}|frames={frames}{tokens}|{dtype}|prompt={PROMPT_VERSION}"
+    return (f"{info['name']}@{info['fingerprint'][:12]}|{mode}|frames={frames}{tokens}|{dtype}"
+            f"|prompt={prompt_version(mode)}")
 
 
 def check_judge(path: str | Path | None) -> Path:
@@ -99,24 +112,13 @@ def load_judge(path: str | Path, dtype: str = "bf16", device: str = "cpu") -> Ju
 
 
 def sample_frames(video: str | Path, n: int) -> list[np.ndarray]:
-    """n frames at uniformly spaced indices over the whole video (all of them when it is shorter)."""
+    """n frames at the reference's indices over the whole video (all of them when it is shorter)."""
     frames = list(iter_frames(str(video)))
-    index = np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)
-    return [frames[i] for i in index]
-
-
-def _head(case: Case, frames: int) -> dict:
-    return dict(n=frames, prompt=case.prompt)
-
-
-def all_questions_prompt(case: Case, frames: int) -> str:
-    questions = "\n".join(f"{q.id} [weight {q.weight:g}]: {q.text}" for q in case.questions)
-    instruction = f"{case.instruction}\n" if case.instruction else ""
-    return ALL_QUESTIONS.format(**_head(case, frames), instruction=instruction, questions=questions)
+    return [frames[i] for i in frame_indices(len(frames), n)]
 
 
 def one_question_prompt(case: Case, question: Question, frames: int) -> str:
-    return ONE_QUESTION.format(**_head(case, frames), question=question.text)
+    return ONE_QUESTION.format(n=frames, prompt=case.prompt, question=question.text)
 
 
 def encode(judge: Judge, frames: list[np.ndarray], texts: list[str]) -> dict[str, torch.Tensor]:
@@ -147,12 +149,13 @@ def encode(judge: Judge, frames: list[np.ndarray], texts: list[str]) -> dict[str
 
 @torch.no_grad()
 def ask_all(judge: Judge, case: Case, frames: list[np.ndarray], max_new_tokens: int = 1024) -> dict:
-    """The reference protocol: greedy reply to all questions at once -> {"answers", "raw"}."""
-    inputs = encode(judge, frames, [all_questions_prompt(case, len(frames))])
+    """The reference protocol: its prompt, greedy decoding -> {"raw": the decoded reply, stripped}."""
+    inputs = encode(judge, frames, [reference_prompt(case)])
+    # temperature 0 / top_p 1 / top_k 1 in the reference only restate greedy decoding; passing None keeps
+    # transformers from warning that they are unused when do_sample is False
     out = judge.model.generate(**inputs, do_sample=False, temperature=None, top_p=None, top_k=None,
                                max_new_tokens=max_new_tokens)
-    raw = judge.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return {"answers": parse_answers(raw, [q.id for q in case.questions]), "raw": raw}
+    return {"raw": judge.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()}
 
 
 @torch.no_grad()

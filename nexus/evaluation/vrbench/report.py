@@ -1,6 +1,8 @@
 """Tables and a radar chart over several VR-Bench runs (each a `scores.json` written by run.evaluate), laid out
 like the paper's Tab. 2: the eight dimensions grouped by category, the category means, the overall score, then
-the layer scores (L1-L3), the number of judged cases and of unparsed answers."""
+the layer scores (L1-L3), the cases scored, dropped (the reference leaves them out), the unparsed answers, the
+replies read differently from the reference (lenient protocol), the protocol, the judge and whether the run
+covers the whole case set."""
 from __future__ import annotations
 
 import csv
@@ -11,8 +13,9 @@ from pathlib import Path
 from nexus.data.video import atomic_write
 from nexus.evaluation.vrbench.cases import CATEGORIES
 
-COLUMNS = [col for category, codes in CATEGORIES.items() for col in (*codes, category)] + ["Overall", "L1", "L2",
-                                                                                           "L3", "cases", "unparsed"]
+SCORES = [col for category, codes in CATEGORIES.items() for col in (*codes, category)] + ["Overall", "L1", "L2", "L3"]
+COLUMNS = SCORES + ["cases", "dropped", "unparsed", "nonreference", "protocol", "judge", "complete"]
+CODES = [code for codes in CATEGORIES.values() for code in codes]
 
 
 def read_run(path: str | Path) -> dict:
@@ -24,14 +27,30 @@ def read_run(path: str | Path) -> dict:
     return json.loads(file.read_text())
 
 
-def row(scores: dict) -> dict:
-    """One run -> {column: value}; a dimension without judged cases is None."""
-    dims, cats = scores["dimensions"], scores["categories"]
-    out = {code: dims.get(code, {}).get("score") for codes in CATEGORIES.values() for code in codes}
+def protocol_label(scores: dict) -> str:
+    """reference, lenient or prob, "+ changes" when settings differ from the reference; runs written before the
+    protocols existed say so."""
+    label = scores.get("protocol", "unrecorded (before protocols)")
+    n = len(scores.get("deviations") or [])
+    return f"{label} + {n} change{'s' * (n > 1)}" if n else label
+
+
+def row(scores: dict) -> tuple[dict, dict]:
+    """One run -> {column: value} and {column: why the value is incomplete}; a dimension not judged is None."""
+    dims, cats, overall = scores["dimensions"], scores["categories"], scores["overall"]
+    out = {code: dims.get(code, {}).get("score") for code in CODES}
     out.update({name: cats.get(name, {}).get("score") for name in CATEGORIES})
-    out.update({"Overall": scores["overall"]["score"], **{k: scores["overall"][k] for k in ("L1", "L2", "L3")},
-                "cases": sum(d["cases"] for d in dims.values()), "unparsed": scores["unparsed"]})
-    return out
+    out.update({"Overall": overall["score"], **{k: overall[k] for k in ("L1", "L2", "L3")},
+                "cases": sum(d["cases"] for d in dims.values()), "dropped": scores.get("dropped", 0),
+                "unparsed": scores["unparsed"], "nonreference": scores.get("nonreference", 0),
+                "protocol": protocol_label(scores),
+                "judge": (scores.get("judge_info") or {}).get("name") or str(scores.get("judge", "")).split("|")[0],
+                "complete": scores.get("complete", False)})
+    why = {code: f"{d['cases'] + d['dropped']} of {d['expected']} cases judged" for code, d in dims.items()
+           if d.get("expected") and not d.get("complete", True)}
+    why.update({name: "not judged: " + ", ".join(c["missing"]) for name, c in [*cats.items(), ("Overall", overall)]
+                if c.get("missing")})
+    return out, why
 
 
 def _cell(value) -> str:
@@ -39,15 +58,19 @@ def _cell(value) -> str:
 
 
 def write_table(runs: dict[str, dict], prefix: str | Path) -> list[Path]:
-    """{run name: scores} -> `<prefix>_table.md` and `<prefix>_table.csv`."""
+    """{run name: scores} -> `<prefix>_table.md` and `<prefix>_table.csv`. In the Markdown table a value marked *
+    covers fewer cases or dimensions than the benchmark has; the notes under the table say which."""
     prefix = Path(prefix)
     rows = {name: row(scores) for name, scores in runs.items()}
     md = ["| run | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    md += [f"| {name} | " + " | ".join(_cell(r[c]) for c in COLUMNS) + " |" for name, r in rows.items()]
+    md += [f"| {name} | " + " | ".join(_cell(r[c]) + ("*" if c in why else "") for c in COLUMNS) + " |"
+           for name, (r, why) in rows.items()]
+    notes = [f"- {name}, {c}: {text}" for name, (_, why) in rows.items() for c, text in why.items()]
+    md += ["", "\\* incomplete:", *notes] if notes else []
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["run", *COLUMNS])
-    writer.writerows([name, *("" if r[c] is None else r[c] for c in COLUMNS)] for name, r in rows.items())
+    writer.writerows([name, *("" if r[c] is None else r[c] for c in COLUMNS)] for name, (r, _) in rows.items())
     paths = [prefix.with_name(prefix.name + "_table.md"), prefix.with_name(prefix.name + "_table.csv")]
     for path, text in zip(paths, ("\n".join(md) + "\n", buf.getvalue())):
         with atomic_write(path) as f:
@@ -56,20 +79,25 @@ def write_table(runs: dict[str, dict], prefix: str | Path) -> list[Path]:
 
 
 def radar(runs: dict[str, dict], path: str | Path) -> Path:
-    """The eight dimension scores of each run on one polar chart (PNG); missing dimensions plot as 0."""
+    """The eight dimension scores of each run on one polar chart (PNG). A dimension a run did not judge has no
+    point and breaks its line (never a 0); an axis no run judged is labelled "not judged"."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    codes = [code for codes in CATEGORIES.values() for code in codes]
-    angles = np.linspace(0, 2 * np.pi, len(codes), endpoint=False)
+    angles = np.linspace(0, 2 * np.pi, len(CODES), endpoint=False)
     fig, ax = plt.subplots(figsize=(6, 6), subplot_kw={"projection": "polar"})
+    judged = set()
     for name, scores in runs.items():
-        values = [row(scores)[c] or 0.0 for c in codes]
-        ax.plot(np.r_[angles, angles[:1]], values + values[:1], label=f"{name} ({_cell(scores['overall']['score'])})")
-        ax.fill(np.r_[angles, angles[:1]], values + values[:1], alpha=0.08)
-    ax.set_xticks(angles, codes)
+        r, why = row(scores)
+        values = np.array([np.nan if r[c] is None else r[c] for c in CODES], dtype=float)
+        judged |= {c for c in CODES if r[c] is not None}
+        label = f"{name} ({_cell(r['Overall'])}{'*, incomplete' if 'Overall' in why else ''})"
+        line, = ax.plot(np.r_[angles, angles[:1]], np.r_[values, values[:1]], marker="o", ms=3, label=label)
+        if not np.isnan(values).any():
+            ax.fill(angles, values, alpha=0.08, color=line.get_color())
+    ax.set_xticks(angles, [c if c in judged else f"{c}\n(not judged)" for c in CODES])
     ax.set_ylim(0, 100)
     ax.legend(loc="upper right", bbox_to_anchor=(1.3, 1.12), fontsize=8)
     ax.set_title("VR-Bench (overall in brackets)")

@@ -1,10 +1,14 @@
 """The VR-Bench evaluation loop: cases + a folder of `<case id>.mp4` (given, or generated through
 `nexus.inference.launch.sample`) -> judge answers, cached -> `scores.json`, `cases.csv` and a one-run table.
 
-Cache: one JSON file per (case, sha256 of the video bytes, judge identity), written atomically the moment the
-case is judged, so an interrupted run resumes where it stopped, a re-run judges only new or changed videos, and
-runs that share a cache folder share answers. The judge loads only when some case is not cached.
-A case whose video is missing or unreadable is reported and left out of the scores; the rest go on.
+Cache: one JSON file per (case, sha256 of the video bytes, judge identity) holding the judge's raw reply (or
+its P(yes) values), written atomically the moment the case is judged, so an interrupted run resumes where it
+stopped, a re-run judges only new or changed videos, and runs that share a cache folder share replies. Replies are
+read at scoring time under the chosen protocol, so `--protocol lenient` re-reads cached replies without a judge.
+The judge loads only when some case is not cached. The judge identity includes a fingerprint of its files and a
+hash of the prompt templates, so a different judge or an edited template is never served a stale reply.
+A case whose video is missing, unreadable or sampled from another prompt (the folder's prompts.jsonl says) is
+reported and left out of the scores; the rest go on.
 """
 from __future__ import annotations
 
@@ -18,10 +22,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nexus.data.video import atomic_write
-from nexus.evaluation.vrbench.cases import Case, load_cases
-from nexus.evaluation.vrbench.judge import MODES, ask_all, ask_each, check_judge, identity, load_judge, sample_frames
+from nexus.evaluation.vrbench.cases import DIMENSIONS, Case, load_cases
+from nexus.evaluation.vrbench.judge import (MODES, ask_all, ask_each, check_judge, identity, judge_info, load_judge,
+                                            prompt_version, sample_frames)
+from nexus.evaluation.vrbench.parse import read_reply
+from nexus.evaluation.vrbench.protocol import PROTOCOLS, deviations, reference_case_set, spec
 from nexus.evaluation.vrbench.report import write_table
-from nexus.evaluation.vrbench.scores import METRICS, aggregate, case_scores
+from nexus.evaluation.vrbench.scores import METRICS, aggregate, case_scores, dropped_scores
+from nexus.inference.provenance import MANIFEST
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -52,13 +60,16 @@ def read_cached(path: Path, key: dict) -> dict | None:
     return entry if all(entry.get(k) == v for k, v in key.items()) else None
 
 
-def select(cases: list[Case], only: str | None, limit: int | None) -> list[Case]:
+def select(cases: list[Case], only: str | None, limit: int | None, left_out: dict[str, str] | None = None) -> list[Case]:
     """only: comma-separated case ids or dimension codes (DRF_001,CAC); limit: the first n of those."""
     if only:
         wanted = {w.strip() for w in only.split(",") if w.strip()}
         known = {c.id for c in cases} | {c.dimension for c in cases}
         if unknown := wanted - known:
-            raise ValueError(f"only={only}: unknown case ids or dimensions {sorted(unknown)}")
+            why = [f"{u} is not in the reference case set: its id repeats later in its file and the reference judges "
+                   f"the later case, {left_out[u]} here" for u in sorted(unknown) if u in (left_out or {})]
+            raise ValueError(f"only={only}: unknown case ids or dimensions {sorted(unknown)}"
+                             + (f"; {'; '.join(why)}" if why else ""))
         cases = [c for c in cases if c.id in wanted or c.dimension in wanted]
     return cases[:limit] if limit else cases
 
@@ -76,17 +87,40 @@ def generate_videos(cases: list[Case], videos: Path, overrides: str) -> None:
     sample(cfg)
 
 
+def sampled_prompts(videos: Path) -> dict[str, str]:
+    """{video id: prompt} from the folder's prompts.jsonl (written by tools/sample.py), empty when there is none."""
+    try:
+        lines = (videos / MANIFEST).read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        try:
+            item = json.loads(line)
+            out[str(item["id"])] = item["prompt"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
 def evaluate(cases: str | Path, videos: str | Path, judge: str | Path, out: str | Path, mode: str = "generate",
              frames: int = 16, max_new_tokens: int = 1024, dtype: str = "bf16", device: str = "cpu",
              only: str | None = None, limit: int | None = None, cache: str | Path | None = None,
-             generate: str | None = None, name: str | None = None) -> dict:
+             generate: str | None = None, name: str | None = None, protocol: str = "reference",
+             round_cases: bool | None = None) -> dict:
     """Judge every selected case's video and write the scores; returns the scores.json content, with
-    "judged" (new judge calls) and "cached" (answers reused) counts."""
+    "judged" (new judge calls) and "cached" (replies reused) counts. protocol: how replies are read (parse.py);
+    round_cases: round case scores to 4 digits as the reference does (default: with the reference protocol)."""
     if mode not in MODES:
         raise ValueError(f"mode={mode}: expected one of {', '.join(MODES)}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol}: expected one of {', '.join(PROTOCOLS)}")
+    digits = spec()["case_digits"] if (protocol == "reference" if round_cases is None else round_cases) else None
     all_cases, problems = load_cases(cases)
-    todo = select(all_cases, only, limit)
-    for p in problems:
+    case_set, notes = reference_case_set(all_cases)
+    kept = {c.raw_id: c.id for c in case_set}
+    todo = select(case_set, only, limit, {c.id: kept[c.raw_id] for c in all_cases if c not in case_set})
+    for p in problems + notes:
         print(f"VR-Bench: {p}")
     check_judge(judge)                       # a wrong folder stops here, before videos are generated
     out, videos = Path(out), Path(videos)
@@ -94,13 +128,19 @@ def evaluate(cases: str | Path, videos: str | Path, judge: str | Path, out: str 
     if generate is not None:
         generate_videos(todo, videos, generate)
     cache = Path(cache) if cache else out / "judge_cache"
-    judge_id = identity(judge, mode, frames, max_new_tokens, dtype)
+    info = judge_info(judge)
+    judge_id = identity(info, mode, frames, max_new_tokens, dtype)
+    sampled = sampled_prompts(videos)
     model, rows, counts = None, {}, {"judged": 0, "cached": 0}
-    for case in tqdm(todo, desc=f"VR-Bench ({mode})", unit="case"):
+    for case in tqdm(todo, desc=f"VR-Bench ({mode}, {protocol})", unit="case"):
         video = videos / f"{case.id}.mp4"
         if not video.is_file():
             problems.append(f"{case.id}: no video {video}; generate it (tools/vrbench.py --generate ...) or leave "
                             f"the case out (--only)")
+            continue
+        if case.id in sampled and sampled[case.id] != case.prompt:
+            problems.append(f"{case.id}: {video} was sampled from another prompt ({sampled[case.id][:60]!r}, says "
+                            f"{videos / MANIFEST}); re-generate it from the case's prompt")
             continue
         key = {"case": case.id, "video_sha256": video_hash(video), "judge": judge_id}
         path = cache_file(cache, judge_id, case.id, key["video_sha256"])
@@ -119,10 +159,27 @@ def evaluate(cases: str | Path, videos: str | Path, judge: str | Path, out: str 
             counts["judged"] += 1
         else:
             counts["cached"] += 1
-        rows[case.id] = case_scores(case, entry["answers"])
-        rows[case.id].update({k: entry[k] for k in ("answers", "probs") if k in entry})
-    result = {"name": name or out.name, "judge": judge_id, "mode": mode, **aggregate(rows), "cases": rows,
-              "problems": problems, **counts}
+        if mode == "generate":
+            reading = read_reply(entry["raw"], case, protocol)
+        else:
+            reading = {"answers": {q: "Yes" if p > 0.5 else "No" for q, p in entry["probs"].items()}, "dropped": None,
+                       "nonreference": False}
+        if reading["dropped"]:
+            rows[case.id] = dropped_scores(case, reading["dropped"])
+        else:
+            rows[case.id] = case_scores(case, reading["answers"], digits)
+            rows[case.id]["answers"] = reading["answers"]
+        rows[case.id].update({k: entry[k] for k in ("raw", "probs") if k in entry})
+        rows[case.id]["nonreference"] = reading["nonreference"]
+    expected = {d: sum(c.dimension == d for c in case_set) for d in DIMENSIONS}
+    changed = deviations(mode, frames, max_new_tokens, dtype) + (
+        [f"case scores not rounded (reference: {spec()['case_digits']} digits)"] if protocol == "reference" and digits
+        is None else [])
+    result = {"name": name or out.name, "protocol": protocol if mode == "generate" else "prob",
+              "deviations": changed, "judge": judge_id, "judge_info": info, "mode": mode,
+              "prompt_version": prompt_version(mode), "case_digits": digits, "case_set": len(case_set),
+              "selected": len(todo), **aggregate(rows, expected, digits), "cases": rows, "problems": problems,
+              "notes": notes, **counts}
     write_scores(result, out)
     return result
 
@@ -131,9 +188,9 @@ def write_scores(result: dict, out: Path) -> None:
     write_text(out / "scores.json", json.dumps(result, indent=1))
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["case", "dimension", *METRICS, "unparsed"])
+    writer.writerow(["case", "dimension", *METRICS, "unparsed", "dropped", "nonreference"])
     for case_id, r in result["cases"].items():
         writer.writerow([case_id, r["dimension"], *("" if r[m] is None else f"{r[m]:.4f}" for m in METRICS),
-                         r["unparsed"]])
+                         r["unparsed"], r.get("dropped") or "", int(bool(r.get("nonreference")))])
     write_text(out / "cases.csv", buf.getvalue())
     write_table({result["name"]: result}, out / "vrbench")
