@@ -93,7 +93,7 @@ def radar(runs: dict[str, dict], path: str | Path) -> Path:
         r, why = row(scores)
         values = np.array([np.nan if r[c] is None else r[c] for c in CODES], dtype=float)
         judged |= {c for c in CODES if r[c] is not None}
-        label = f"{name} ({_cell(r['Overall'])}{'*, incomplete' if 'Overall' in why else ''})"
+        label = f"{name} ({_cell(r['Overall'])}{'*, ' + why['Overall'] if 'Overall' in why else ''})"
         line, = ax.plot(np.r_[angles, angles[:1]], np.r_[values, values[:1]], marker="o", ms=3, label=label)
         if not np.isnan(values).any():
             ax.fill(angles, values, alpha=0.08, color=line.get_color())
