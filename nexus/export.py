@@ -6,6 +6,11 @@ safetensors, in the layout the inference side loads:
   out/transformer_lora/pytorch_lora_weights.safetensors (generator_train=lora; WanPipeline's LoRA
                                                              format, the LoRA config in its metadata)
   out/nexus.json                                             what was exported, from which checkpoint and step
+
+A generator trained on its own (model.conditioning=umt5) exports as a whole Wan folder instead: its transformer/
+(or the source's transformer/ plus transformer_lora/), and every other part (vae/, text_encoder/, tokenizer/,
+scheduler/, model_index.json) copied from the folder it was trained from, so paths.small / paths.large / paths.wan
+can point at it.
 """
 from __future__ import annotations
 
@@ -58,15 +63,19 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", ov
     sd, dt = state["state_dict"], DTYPES[dtype]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None))
     try:
-        (tmp / "connector").mkdir()
-        (tmp / "connector" / "config.json").write_text(json.dumps(meta["connector_config"], indent=2))
-        save_file(_subset(sd, "connector.", dt), str(tmp / "connector" / "model.safetensors"))
+        if meta.get("conditioning", "connector") == "umt5":
+            _copy_wan_parts(Path(meta["wan_path"]), tmp, keep_transformer=meta["generator_train"] != "full")
+        else:
+            (tmp / "connector").mkdir()
+            (tmp / "connector" / "config.json").write_text(json.dumps(meta["connector_config"], indent=2))
+            save_file(_subset(sd, "connector.", dt), str(tmp / "connector" / "model.safetensors"))
         if meta["generator_train"] == "full":
             _save_transformer(meta["transformer_config"], _subset(sd, "transformer.", dt), tmp / "transformer")
         elif meta["generator_train"] == "lora":
             _save_lora(meta, _subset(sd, "transformer.", dt), tmp / "transformer_lora")
         info = {"checkpoint": str(Path(ckpt).resolve()), "global_step": state.get("global_step"),
-                "generator_train": meta["generator_train"], "dtype": dtype}
+                "generator_train": meta["generator_train"], "dtype": dtype,
+                "conditioning": meta.get("conditioning", "connector"), "wan_path": meta.get("wan_path")}
         (tmp / "nexus.json").write_text(json.dumps(info, indent=2))
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
@@ -99,6 +108,17 @@ def as_export(path: str | Path, cache_root: str | Path) -> Path:
             if not (out / "connector").is_dir():
                 raise
     return out
+
+
+def _copy_wan_parts(source: Path, out: Path, keep_transformer: bool) -> None:
+    """The parts of the Wan folder a generator was trained from that training did not change."""
+    if not (source / "vae").is_dir():
+        raise FileNotFoundError(f"the checkpoint was trained from the Wan folder {source}, which is gone (no vae/): "
+                                f"a plain generator export copies its VAE, UMT5 and tokenizer from there")
+    for part in source.iterdir():
+        if part.name.startswith(".") or (part.name.startswith("transformer") and not keep_transformer):
+            continue
+        (shutil.copytree if part.is_dir() else shutil.copy2)(part, out / part.name)
 
 
 def _meta_transformer(config: dict):

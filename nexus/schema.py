@@ -68,6 +68,7 @@ class Model:
     wan_path: Optional[str] = MISSING
     vlm_path: Optional[str] = MISSING
     connector: Connector = field(default_factory=Connector)
+    conditioning: str = MISSING
     generator_train: str = MISSING
     lora: Dict[str, Any] = MISSING
     gradient_checkpointing: bool = MISSING

@@ -65,3 +65,27 @@ def test_export_lora_loads_into_stock_generator(tmp_path, tiny_models, tiny_shar
     probe = torch.randn(3, lin.in_features)
     assert torch.allclose(lin(probe), probe @ merged.T + lin.base_layer.bias, atol=1e-5)
     assert not torch.allclose(got, base)
+
+
+def test_plain_generator_training_exports_a_whole_wan_folder(tmp_path, tiny_models, tiny_shards):
+    """model.conditioning=umt5 (recipe wan13b_t2v): the generator alone on Wan's own context; its export is a Wan
+    folder that tools/sample.py reads as paths.small (the stock-generator path: UMT5 context, no connector)."""
+    from nexus.inference.launch import sample
+    from test_sample import base, compose_sample
+    ckpt = train(tmp_path, tiny_models, tiny_shards, "model.conditioning=umt5", "paths.vlm=null")
+    state = torch.load(ckpt, weights_only=False)
+    assert {k.split(".")[0] for k in state["state_dict"]} == {"transformer"}
+    assert state["nexus"]["conditioning"] == "umt5" and state["nexus"]["connector_config"] is None
+    out = export_checkpoint(ckpt, tmp_path / "wan_trained", dtype="fp32")
+    src = Path(tiny_models["wan"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in src.iterdir()] + ["nexus.json"])
+    for part in ("vae", "text_encoder", "tokenizer"):      # copied byte for byte from the folder it trained from
+        for f in (src / part).iterdir():
+            assert (out / part / f.name).read_bytes() == f.read_bytes(), f
+    tr = WanTransformer3DModel.from_pretrained(out / "transformer")
+    for k, v in tr.state_dict().items():
+        assert torch.equal(v, state["state_dict"][f"transformer.{k}"]), k
+    assert json.loads((out / "nexus.json").read_text())["conditioning"] == "umt5"
+    (video,) = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a red square", f"paths.small={out}",
+                                          "bridge.strategy=small_only", "paths.vlm=null")))
+    assert Path(video).is_file()

@@ -82,7 +82,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_models, ti
     assert torch.isfinite(last["state_dict"]["transformer.proj_out.weight"]).all()
 
 
-@pytest.mark.parametrize("recipe", ["tiny", "omni_wan13b"])
+@pytest.mark.parametrize("recipe", ["tiny", "omni_wan13b", "wan13b_t2v"])
 def test_every_recipe_composes_and_runs_a_step(recipe, tmp_path, tiny_models, tiny_shards):
     tiny = ["model.connector={vlm_dim:64,vision_dim:32,vision_layers:1,vision_heads:2,vision_ffn:64,vision_queries:2,"
             "out_dim:32,adapter_layers:1,adapter_heads:2,adapter_ffn:64,adapter_queries:8}",
@@ -97,6 +97,11 @@ def test_every_recipe_composes_and_runs_a_step(recipe, tmp_path, tiny_models, ti
         assert full.strategy.stage == 2 and full.data.num_frames == 81 and full.data.height == 480
         assert full.data.width == 832 and full.model.connector.adapter_queries == 256
         assert full.trainer.precision == "bf16-mixed" and full.model.context_len == 2560
+    if recipe == "wan13b_t2v":       # the generator alone: no connector, no VLM needed
+        full = compose_fit("recipe=wan13b_t2v")
+        assert full.model.conditioning == "umt5" and full.model.generator_train == "full"
+        assert full.strategy.stage == 2 and full.data.num_frames == 81
+        cfg.paths.vlm = None
     t = fit(cfg)
     assert t.global_step == 1
     assert (Path(cfg.run.dir) / "checkpoints" / "last.ckpt").is_file()

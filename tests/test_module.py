@@ -75,3 +75,32 @@ def test_bad_options():
         AlignmentModule("x", generator_train="half")
     with pytest.raises(ValueError, match="cfg_dropout"):
         AlignmentModule("x", cfg_dropout=1.5)
+
+
+def test_plain_generator_mode_trains_the_generator_on_wans_context(tiny_models):
+    """conditioning=umt5: no connector, no VLM; the generator reads UMT5 tokens zero-padded to 512, exactly the
+    context the sampler gives a stock Wan (nexus.inference.module.BridgeModule.contexts)."""
+    m = AlignmentModule(tiny_models["wan"], None, conditioning="umt5", context_len=512, cfg_dropout=0.0)
+    m.setup("fit")
+    m.on_fit_start()
+    assert m.connector is None and m.encoders.vlm is None
+    assert {n.split(".")[0] for n, _ in m.named_parameters()} == {"transformer"}
+    seen = []
+    hook = m.transformer.register_forward_hook(lambda mod, args, kw, out: seen.append(kw.get("encoder_hidden_states",
+                                                                                          args[2] if len(args) > 2 else None)),
+                                               with_kwargs=True)
+    batch = raw_batch()
+    loss = m.compute_loss(batch)
+    hook.remove()
+    loss.backward()
+    assert m.transformer.proj_out.weight.grad is not None
+    umt5 = m.encoders.prompts(batch["caption"])["umt5"]
+    (context,) = seen
+    assert context.shape == (2, 512, umt5[0].shape[-1])
+    for row, u in zip(context, umt5):       # the prompt's tokens, then zeros
+        assert torch.equal(row[: len(u)], u) and not row[len(u):].any()
+    assert [g["name"] for g in m.trainable_parameters()] == ["generator"]
+    with pytest.raises(ValueError, match="conditioning=umt5 trains no connector, so model.generator_train=frozen"):
+        AlignmentModule(tiny_models["wan"], None, conditioning="umt5", generator_train="frozen")
+    with pytest.raises(ValueError, match="model.conditioning='vlm': choose one of"):
+        AlignmentModule(tiny_models["wan"], None, conditioning="vlm")

@@ -24,6 +24,7 @@ EXECUTE = (
     "python tools/evaluate.py recipe=tiny",
     "python tools/watch_eval.py recipe=tiny",
     "python tools/export.py runs/tiny/default/checkpoints/last.ckpt",
+    "python tools/export.py runs/tiny/plain/checkpoints/last.ckpt",
     "python tools/bench_train.py recipe=tiny",
     "python tools/plot_schedule.py",
     "python tools/vrbench.py evaluate --generate recipe=tiny",

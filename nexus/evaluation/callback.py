@@ -81,7 +81,8 @@ class PeriodicEval(L.Callback):
         enc = pl_module.encoders
         if enc is None:           # features-mode training: the encoders are loaded here, kept on the CPU
             if self._encoders is None:
-                self._encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path, DTYPES[hp.encoder_dtype],
+                vlm = hp.vlm_path if pl_module.connector is not None else None
+                self._encoders = FrozenEncoders.load(hp.wan_path, vlm, DTYPES[hp.encoder_dtype],
                                                      hp.instruction, "cpu")
             enc = self._encoders
         bm.small, bm.connector, bm.encoders, bm.vae = pl_module.transformer, pl_module.connector, enc, enc.vae
@@ -107,15 +108,16 @@ class PeriodicEval(L.Callback):
         per_rank = math.ceil(len(self.prompts) / world)
         pads = [Prompt(f".pad-{rank}-{j}", self.prompts[0].text) for j in range(per_rank - len(mine))]
         bm, enc = self._bridge(pl_module, out)
-        modes = (pl_module.transformer.training, pl_module.connector.training)
-        pl_module.transformer.eval()
-        pl_module.connector.eval()
+        parts = [m for m in (pl_module.transformer, pl_module.connector) if m is not None]
+        modes = [m.training for m in parts]
+        for m in parts:
+            m.eval()
         try:
             for p in mine + pads:         # one prompt per call: the same forwards on every rank
                 bm.predict_step([p])
         finally:
-            pl_module.transformer.train(modes[0])
-            pl_module.connector.train(modes[1])
+            for m, mode in zip(parts, modes):
+                m.train(mode)
             if pl_module.encoders is None:
                 enc.to("cpu")            # loaded for evaluation only (features-mode training)
             del bm

@@ -20,7 +20,7 @@ import torch
 from nexus.data.video import write_mp4
 from nexus.export import load_connector
 from nexus.models import codec
-from nexus.models.conditioning import pad_tokens, small_context
+from nexus.models.conditioning import pad_tokens, small_context, wan_context
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import DTYPES, read_config
@@ -128,7 +128,7 @@ class BridgeModule(L.LightningModule):
                 enc.to("cpu")
         dt = DTYPES[self.hparams.dtype]
         umt5 = [u.to(dt) for u in feats["umt5"]]
-        large, _ = pad_tokens(umt5, 512)                 # Wan: UMT5 tokens zero-padded to 512
+        large = wan_context(umt5)
         if self.connector is None:                       # baseline: the stock small generator reads UMT5 only
             small = large
         else:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+WAN_TEXT_LEN = 512   # Wan's text length: UMT5 tokens zero-padded to it
+
 
 def pad_tokens(tokens: list[torch.Tensor], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """List of (L_i, D) -> zero-padded (B, length, D) and mask (B, length) with 1 on real tokens."""
@@ -28,6 +30,11 @@ def small_context(connector_tokens: torch.Tensor, umt5: list[torch.Tensor], mark
     start, end = markers[0:1].to(connector_tokens.dtype), markers[1:2].to(connector_tokens.dtype)
     seqs = [torch.cat([start, q, end, start, u.to(q.dtype), end]) for q, u in zip(connector_tokens, umt5)]
     return pad_tokens(seqs, context_len)[0]
+
+
+def wan_context(umt5: list[torch.Tensor]) -> torch.Tensor:
+    """The large generator's (and any stock Wan's) context: UMT5 tokens zero-padded to 512 -> (B, 512, D)."""
+    return pad_tokens(umt5, WAN_TEXT_LEN)[0]
 
 
 def required_context_len(num_connector_tokens: int, max_text_tokens: int = 512) -> int:

@@ -33,8 +33,9 @@ def connector_forward_flops(c: dict, vlm_tokens: int) -> float:
     return vision + c["vision_queries"] * per_token
 
 
-def train_flops_per_sample(transformer_cfg: dict, connector_cfg: dict, latent_tokens: int, context_len: int,
+def train_flops_per_sample(transformer_cfg: dict, connector_cfg: dict | None, latent_tokens: int, context_len: int,
                            vlm_tokens: int) -> float:
+    """connector_cfg None: a generator trained on its own (model.conditioning=umt5)."""
     fwd = wan_forward_flops(transformer_cfg, latent_tokens, context_len) + \
-        connector_forward_flops(connector_cfg, vlm_tokens)
+        (connector_forward_flops(connector_cfg, vlm_tokens) if connector_cfg else 0.0)
     return 3.0 * fwd

@@ -3,6 +3,10 @@
 Loss (paper Eq. 1, rectified flow): || G_S(x_t, t, c_S) - (e - x0) ||^2 with x_t = (1 - s) x0 + s e and
 c_S = [connector(VLM(prompt)) ; UMT5(prompt)] (METHOD.md, "Injection"). The VLM, UMT5 and the VAE are frozen
 and live outside the module tree (nexus.models.encoders), or are replaced by precomputed features.
+
+conditioning=umt5 is plain text-to-video training of a Wan generator, the same loss with Wan's own context
+(UMT5 tokens zero-padded to 512, as WanPipeline builds it): no connector, no VLM. It pretrains or fine-tunes a
+generator on its own (recipe wan13b_t2v; the shapes lab pretrains its generators with it).
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from nexus import flow
 from nexus.errors import RunStopped
-from nexus.models.conditioning import pad_tokens, small_context
+from nexus.models.conditioning import WAN_TEXT_LEN, pad_tokens, small_context, wan_context
 from nexus.models.connector import ConnectorConfig, OmniConnector
 from nexus.models.encoders import FrozenEncoders, load_null_features
 from nexus.models.loading import DTYPES, load_transformer
@@ -22,6 +26,7 @@ from nexus.training.callbacks import batch_latent_tokens, batch_size
 from nexus.training.flops import train_flops_per_sample
 
 GENERATOR_TRAIN = ("full", "lora", "frozen")
+CONDITIONING = ("connector", "umt5")
 
 
 class NonFiniteLossError(RunStopped):
@@ -29,10 +34,16 @@ class NonFiniteLossError(RunStopped):
 
 
 def check_training_settings(generator_train: str = "full", cfg_dropout: float = 0.2, warmup_steps: int = 0,
-                            lr: float = 1e-5, connector_lr: float | None = None, **_) -> None:
+                            lr: float = 1e-5, connector_lr: float | None = None, conditioning: str = "connector",
+                            **_) -> None:
     """The model.* values AlignmentModule accepts (checked before anything is built or loaded)."""
     if generator_train not in GENERATOR_TRAIN:
         raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
+    if conditioning not in CONDITIONING:
+        raise ValueError(f"model.conditioning={conditioning!r}: choose one of {CONDITIONING}")
+    if conditioning == "umt5" and generator_train == "frozen":
+        raise ValueError("model.conditioning=umt5 trains no connector, so model.generator_train=frozen would train "
+                         "nothing: use generator_train=full or lora")
     if not 0.0 <= cfg_dropout < 1.0:
         raise ValueError(f"model.cfg_dropout={cfg_dropout} must lie in [0, 1)")
     if warmup_steps < 0 or not lr > 0 or (connector_lr is not None and not connector_lr > 0):
@@ -47,9 +58,10 @@ class AlignmentModule(L.LightningModule):
                  encoder_dtype: str = "fp32", cfg_dropout: float = 0.2, shift: float = 3.0,
                  timestep_sampling: str = "uniform", loss_weighting: str = "none", lr: float = 1e-5,
                  connector_lr: float | None = None, weight_decay: float = 1e-4, betas: tuple = (0.9, 0.999),
-                 warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0, random_init: bool = False):
+                 warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0, random_init: bool = False,
+                 conditioning: str = "connector"):
         super().__init__()
-        check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr)
+        check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr, conditioning)
         self.save_hyperparameters(logger=False)     # the logger gets the whole run from RunRecord instead
         self.connector_config = ConnectorConfig(**(connector or {}))
         self.transformer = self.connector = None
@@ -63,10 +75,11 @@ class AlignmentModule(L.LightningModule):
             return
         hp = self.hparams
         self.transformer = load_transformer(hp.wan_path, random_init=hp.random_init)
-        if self.transformer.config.text_dim != self.connector_config.out_dim:
-            raise ValueError(f"connector.out_dim={self.connector_config.out_dim} must equal the generator's "
-                             f"text_dim={self.transformer.config.text_dim}")
-        self.connector = OmniConnector(self.connector_config)
+        if self.uses_connector:
+            if self.transformer.config.text_dim != self.connector_config.out_dim:
+                raise ValueError(f"connector.out_dim={self.connector_config.out_dim} must equal the generator's "
+                                 f"text_dim={self.transformer.config.text_dim}")
+            self.connector = OmniConnector(self.connector_config)
         self.transformer.train(hp.generator_train != "frozen")   # from_pretrained returns eval mode
         if hp.generator_train != "full":
             self.transformer.requires_grad_(False)
@@ -76,7 +89,12 @@ class AlignmentModule(L.LightningModule):
             self.transformer.add_adapter(LoraConfig(**cfg))   # diffusers' PEFT integration: only LoRA trains
         if hp.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
-            self.connector.gradient_checkpointing = True
+            if self.connector is not None:
+                self.connector.gradient_checkpointing = True
+
+    @property
+    def uses_connector(self) -> bool:
+        return self.hparams.get("conditioning", "connector") == "connector"
 
     def setup(self, stage: str) -> None:
         # Build here, before Lightning's configure_model call: under ZeRO-3 that call runs inside
@@ -88,8 +106,8 @@ class AlignmentModule(L.LightningModule):
             self._null = load_null_features(hp.null_features)
         elif self.encoders is None:
             device = self.trainer.strategy.root_device if self._trainer is not None else "cpu"
-            self.encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path, DTYPES[hp.encoder_dtype], hp.instruction,
-                                                device)
+            self.encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path if self.uses_connector else None,
+                                                DTYPES[hp.encoder_dtype], hp.instruction, device)
 
     def on_fit_start(self) -> None:
         if self.encoders is not None:
@@ -102,12 +120,12 @@ class AlignmentModule(L.LightningModule):
     # ---- the step -------------------------------------------------------------------------------------------
     def _features(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         if "latents" in batch:
-            return batch["latents"], list(batch["umt5"]), list(batch["vlm"])
+            return batch["latents"], list(batch["umt5"]), list(batch.get("vlm", []))
         if self.encoders is None:
             raise ValueError("this batch holds raw video but the module was built for precomputed features "
                              "(model.null_features is set): point data.kind at features shards")
         p = self.encoders.prompts(list(batch["caption"]))
-        return self.encoders.latents(batch["video"]), p["umt5"], p["vlm"]
+        return self.encoders.latents(batch["video"]), p["umt5"], p.get("vlm", [])
 
     def _generators(self) -> tuple[torch.Generator, torch.Generator]:
         """Per-(seed, step, rank) randomness (CPU for the small draws, the device for the noise), so a resumed
@@ -124,10 +142,13 @@ class AlignmentModule(L.LightningModule):
         # CFG dropout: replace both conditions by the empty prompt's (Omni-Video, p = 0.2)
         drop = torch.rand(b, generator=g_cpu) < self.hparams.cfg_dropout
         umt5 = [self._null["umt5"] if d else u for u, d in zip(umt5, drop.tolist())]
-        vlm = [self._null["vlm"] if d else v for v, d in zip(vlm, drop.tolist())]
-        hidden, mask = pad_tokens([v.to(dtype) for v in vlm])
-        tokens = self.connector(hidden, mask, video=x0.shape[2] > 1)
-        context = small_context(tokens, umt5, self.connector.markers, self.hparams.context_len)
+        if self.connector is None:      # conditioning=umt5: Wan's own context
+            context = wan_context([u.to(dtype) for u in umt5])
+        else:
+            vlm = [self._null["vlm"] if d else v for v, d in zip(vlm, drop.tolist())]
+            hidden, mask = pad_tokens([v.to(dtype) for v in vlm])
+            tokens = self.connector(hidden, mask, video=x0.shape[2] > 1)
+            context = small_context(tokens, umt5, self.connector.markers, self.hparams.context_len)
         sigma, t = flow.sample_timesteps(*self._table, b, self.hparams.timestep_sampling, generator=g_cpu)
         noise = torch.randn(x0.shape, generator=g_dev, device=self.device, dtype=dtype)
         # timesteps stay fp32 (bf16 would round 999.7 to 1000): Wan casts after its sinusoidal projection
@@ -162,14 +183,17 @@ class AlignmentModule(L.LightningModule):
     def batch_flops(self, batch: dict) -> float:
         b, tokens = batch_size(batch), batch_latent_tokens(batch)
         vlm = sum(len(v) for v in batch["vlm"]) / b if "vlm" in batch else 256   # raw: a typical prompt length
+        if self.connector is None:
+            return b * train_flops_per_sample(dict(self.transformer.config), None, tokens // b, WAN_TEXT_LEN, 0)
         return b * train_flops_per_sample(dict(self.transformer.config), self.connector_config.to_dict(),
                                           tokens // b, self.hparams.context_len, int(vlm))
 
     # ---- optimisation ---------------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[dict]:
         hp = self.hparams
-        groups = [{"params": [p for p in self.connector.parameters() if p.requires_grad],
-                   "lr": hp.connector_lr or hp.lr, "name": "connector"}]
+        groups = [] if self.connector is None else [
+            {"params": [p for p in self.connector.parameters() if p.requires_grad], "lr": hp.connector_lr or hp.lr,
+             "name": "connector"}]
         gen = [p for p in self.transformer.parameters() if p.requires_grad]
         if gen:
             groups.append({"params": gen, "lr": hp.lr, "name": "generator"})
@@ -189,6 +213,8 @@ class AlignmentModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         config = {k: v for k, v in self.transformer.config.items() if not k.startswith("_")}  # no paths: torch.load(weights_only)
         checkpoint["nexus"] = {"transformer_config": config,
-                               "connector_config": self.connector_config.to_dict(),
+                               "connector_config": self.connector_config.to_dict() if self.connector is not None else None,
+                               "conditioning": self.hparams.get("conditioning", "connector"),
+                               "wan_path": str(self.hparams.wan_path),
                                "generator_train": self.hparams.generator_train,
                                "lora": self.hparams.lora}

@@ -8,10 +8,12 @@ from nexus.shapes import check_clip_shape
 
 
 def preflight(wan_path: str | None, vlm_path: str | None, kind: str, num_frames: int, height: int, width: int,
-              connector: dict, context_len: int) -> None:
+              connector: dict, context_len: int, conditioning: str = "connector") -> None:
     check_clip_shape(num_frames, height, width)
     raw = kind == "raw"
     wan = check_folder("paths.wan", wan_path, WAN_LAYOUT, None if raw else ("transformer",), env="NEXUS_WAN_PATH")
+    if conditioning == "umt5":      # a generator on its own: no connector, no VLM
+        return
     cc = ConnectorConfig(**connector)
     text_dim = read_config(wan / "transformer" / "config.json")["text_dim"]
     if cc.out_dim != text_dim:

@@ -40,6 +40,7 @@ MAY_CHANGE = ("run.", "paths.", "logger.", "checkpoint.", "eval.", "bench.", "th
 def model_fingerprint(model_cfg: dict) -> str:
     """What a checkpoint's tensors depend on: connector sizes, what of the generator is trained, LoRA, context."""
     keys = ("connector", "generator_train", "context_len") + (("lora",) if model_cfg.get("generator_train") == "lora" else ())
+    keys += ("conditioning",) if model_cfg.get("conditioning", "connector") != "connector" else ()   # older runs keep theirs
     return hashlib.sha1(json.dumps({k: model_cfg.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:12]
 
 
