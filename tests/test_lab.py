@@ -1,0 +1,83 @@
+"""The shapes lab: its world (scenes, captions, held-out split, renders) and its programmatic judge, checked
+against renders whose attributes are known: ground truth scores 100%, shuffled captions score chance, fidelity
+orders clean > blurred / noised > random."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from nexus.lab.judge import QUESTIONS, fidelity, questions, read, score
+from nexus.lab.world import (ATTRIBUTES, PARAPHRASES, Scene, all_scenes, plain_caption, reasoning_caption,
+                             render, split)
+
+
+def test_split_holds_out_whole_combinations():
+    train, test = split()
+    assert (len(all_scenes()), len(train), len(test)) == (168, 143, 25)
+    assert not set(train) & set(test) and split() == (train, test)            # disjoint, deterministic
+    for attribute in ATTRIBUTES:                                              # every value still trains
+        assert {s.value(attribute) for s in train} == {s.value(attribute) for s in all_scenes()}
+    assert Scene("white", "circle", "left", "white") not in all_scenes()
+
+
+def test_captions():
+    s = Scene("blue", "triangle", "right", "white")
+    assert plain_caption(s) == "a blue triangle on the right on a white background"
+    assert reasoning_caption(s, "colour") == "a triangle the colour of a clear sky on the right on a white background"
+    assert reasoning_caption(s, "shape") == "a blue shape with three corners on the right on a white background"
+    assert reasoning_caption(s, "position") == "a blue triangle on the side where reading ends on a white background"
+    assert reasoning_caption(s, "background") == "a blue triangle on the right on a background the colour of milk"
+    # only the paraphrase tells the value: blank it out and scenes differing in that value read the same
+    scenes = set(all_scenes())
+    for scene in scenes:
+        for attribute in ATTRIBUTES:
+            text = reasoning_caption(scene, attribute)
+            blank = text.replace(PARAPHRASES[attribute][scene.value(attribute)], "___")
+            assert "___" in blank and scene.value(attribute) not in blank.replace(f"a {scene.background} background",
+                                                                              "") or attribute == "background", text
+            for other in {replace(scene, **{attribute: v}) for v in PARAPHRASES[attribute]} & scenes:
+                other_text = reasoning_caption(other, attribute)
+                assert other_text.replace(PARAPHRASES[attribute][other.value(attribute)], "___") == blank
+
+
+def test_ground_truth_renders_answer_every_question_yes():
+    rng = np.random.default_rng(0)
+    for s in all_scenes():
+        for img in (render(s), render(s, rng=rng), render(s, 64, rng)):
+            r = read(img)
+            assert all(questions(r, s).values()), (s, r)
+            assert score(questions(r, s)) == 1.0 and fidelity(img) == 1.0
+
+
+def test_shuffled_captions_score_chance():
+    scenes = all_scenes()
+    wrong = [scenes[i] for i in np.random.default_rng(1).permutation(len(scenes))]
+    got = np.mean([score(questions(read(render(a)), b)) for a, b in zip(scenes, wrong)])
+    # chance, worked out from the weights: one object always (1), colour 1/5 (2), shape 1/3 (2), place 1/4 (1),
+    # background 1/3 (1), over 7
+    chance = (1 + 2 / 5 + 2 / 3 + 1 / 4 + 1 / 3) / 7
+    assert abs(got - chance) < 0.05 and sum(w for *_, w in QUESTIONS) == 7
+
+
+def test_fidelity_orders_clean_blurred_noised_random():
+    rng = np.random.default_rng(0)
+    clean = render(Scene("red", "circle", "left", "grey"))
+    blurred = torch.nn.functional.avg_pool2d(torch.tensor(clean).permute(2, 0, 1)[None].float(), 5, 1, 2)
+    blurred = blurred[0].permute(1, 2, 0).round().numpy().astype(np.uint8)
+    noised = np.clip(clean + rng.normal(0, 30, clean.shape), 0, 255).astype(np.uint8)
+    random = rng.integers(0, 256, clean.shape).astype(np.uint8)
+    f = [fidelity(x) for x in (clean, blurred, noised, random)]
+    assert f[0] == 1.0 > max(f[1], f[2]) and min(f[1], f[2]) > 0.3 > f[3]
+
+
+def test_duplicates_and_mixed_colours_are_seen():
+    two = np.maximum(render(Scene("red", "square", "left", "black")), render(Scene("red", "square", "right", "black")))
+    r = read(two)
+    assert r["count"] == 2 and not questions(r, Scene("red", "square", "left", "black"))["one"]
+    a, b = render(Scene("red", "circle", "top", "black")), render(Scene("blue", "circle", "top", "black"))
+    blend = ((a.astype(int) + b) // 2).astype(np.uint8)       # two generators' objects added in one place
+    assert read(blend)["colour"] == "mixed" and read(blend)["count"] == 1
+    empty = render(Scene("red", "circle", "top", "black"))
+    empty[:] = 0
+    assert read(empty) == {"background": "black", "count": 0, "colour": None, "shape": None, "position": None}
