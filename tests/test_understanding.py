@@ -43,3 +43,17 @@ def test_qwen3_vl_folder_loads_and_encodes(tmp_path):
     assert type(vlm).__name__ == "Qwen3VLForConditionalGeneration"
     (h,) = understanding.vlm_hidden_states(t, vlm, ["a green square bounces"])
     assert h.shape[1] == 48 and torch.isfinite(h).all()
+
+
+def test_umt5_features_do_not_depend_on_the_padding(tiny_models):
+    """encode_umt5 pads to the longest prompt, not to Wan's 512: the masked padding changes no real token."""
+    from nexus.models.loading import load_umt5
+    from nexus.models.text import encode_umt5
+    tok, enc = load_umt5(tiny_models["wan"])
+    prompts = ["a red square moves left", "the colour of a clear sky, a circle bouncing off the walls", ""]
+    t = tok(prompts, padding="max_length", max_length=512, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        full = enc(t.input_ids, t.attention_mask).last_hidden_state
+    for got, row, n in zip(encode_umt5(tok, enc, prompts), full, t.attention_mask.sum(1)):
+        assert got.shape == (int(n), full.shape[-1])
+        torch.testing.assert_close(got, row[: int(n)], rtol=0, atol=1e-5)
