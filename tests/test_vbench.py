@@ -173,3 +173,13 @@ def test_aggregation_against_vbench_constants():
     assert not out["complete"]["semantic"]
     partial = aggregate({"temporal_flickering": 0.97, "dynamic_degree": 1.0})      # over what is present
     assert partial["quality"] == pytest.approx((n["temporal_flickering"] + 0.5 * 1.0) / 1.5)
+
+
+def test_single_frame_samples_skip_the_temporal_dimensions():
+    from nexus.evaluation.suite import TEMPORAL, build_suite
+    suite = build_suite(num_frames=1)
+    assert not set(suite.metrics) & set(TEMPORAL)
+    assert {k: v for k, v in suite.unavailable.items() if k in TEMPORAL} == dict.fromkeys(
+        ("temporal_flickering", "motion_smoothness", "dynamic_degree", "subject_consistency", "background_consistency"),
+        "single-frame samples have no temporal dimension")
+    assert "temporal_flickering" in build_suite(num_frames=5).metrics

@@ -134,7 +134,8 @@ class PeriodicEval(L.Callback):
         return result
 
     def _score(self, trainer, pl_module, out: Path, mine: list[Prompt]) -> dict:
-        suite = suite_from_config({**self.metrics, "device": str(pl_module.device)}, self.tiny_root)
+        suite = suite_from_config({**self.metrics, "device": str(pl_module.device),
+                                   "num_frames": self.sampling.get("num_frames")}, self.tiny_root)
         items = ((p.id, torch.from_numpy(decode_mp4(str(out / f"{p.id}.mp4"))), p.text) for p in mine)
         result = score_videos(suite, items, gather=_gather if trainer.world_size > 1 else None)
         return result | {"strategy": self.strategy}

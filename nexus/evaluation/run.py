@@ -31,7 +31,7 @@ def suite_from_config(m: DictConfig | dict, tiny_root: str | None = None) -> Sui
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return build_suite(networks, fps=m.get("fps", 16), device=device, dtype=DTYPES[m.get("dtype", "fp32")],
-                       only=m.get("dimensions"))
+                       only=m.get("dimensions"), num_frames=m.get("num_frames"))
 
 
 def score_videos(suite: Suite, items: Iterable[tuple[str, torch.Tensor, str]], gather=None) -> dict:

@@ -20,6 +20,8 @@ SEMANTIC = {"object_class": (0.0, 1.0), "multiple_objects": (0.0, 1.0), "human_a
             "color": (0.0, 1.0), "spatial_relationship": (0.0, 1.0), "scene": (0.0, 0.8222),
             "appearance_style": (0.0009, 0.2855), "temporal_style": (0.0, 0.364), "overall_consistency": (0.0, 0.364)}
 EXTRA = ("clip_text_similarity",)        # scored and logged, not part of VBench's aggregation
+TEMPORAL = ("subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness",
+            "dynamic_degree")             # compare frames: nothing to score on a single frame
 NETWORKS = ("clip", "clip_large", "dino", "aesthetic_head")
 
 
@@ -47,7 +49,7 @@ class Suite:
 
 
 def build_suite(networks: dict | None = None, fps: float = 16.0, device="cpu", dtype=torch.float32,
-                only: list[str] | None = None) -> Suite:
+                only: list[str] | None = None, num_frames: int | None = None) -> Suite:
     """Every dimension the given networks allow. `networks` maps clip / clip_large / dino / aesthetic_head to
     local folders or files (None or missing: the dimensions that need it are reported unavailable). Bad folders
     raise at once, before any video is read."""
@@ -60,6 +62,9 @@ def build_suite(networks: dict | None = None, fps: float = 16.0, device="cpu", d
     if unknown:
         raise KeyError(f"unknown dimension(s) {sorted(unknown)}; known: {', '.join((*QUALITY, *EXTRA))}")
     metrics, labels, missing = {}, {}, {}
+    if num_frames == 1:       # text-to-image samples (num_frames=1)
+        missing.update({k: "single-frame samples have no temporal dimension" for k in TEMPORAL if k in wanted})
+        wanted -= set(TEMPORAL)
 
     def need(name: str, key: str) -> bool:
         if name in wanted and not networks.get(key):

@@ -40,17 +40,17 @@ VLM_VISION = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, ou
                   temporal_patch_size=2)
 
 
-def _tokenizer(pad: str, eos: str, t5_style: bool):
-    """A byte-level BPE tokenizer trained offline on the bundled corpus (deterministic)."""
+def _tokenizer(pad: str, eos: str, t5_style: bool, corpus: Path = CORPUS, vocab: int = VOCAB):
+    """A byte-level BPE tokenizer trained offline on a corpus (default: the bundled one; deterministic)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=SPECIALS, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIALS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train([str(CORPUS)], trainer)
+    tok.train([str(corpus)], trainer)
     if t5_style:   # T5 appends </s> to every sequence
         tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=pad, eos_token=eos, unk_token="<unk>")

@@ -1,0 +1,257 @@
+"""The shapes lab, stage by stage (README "Shapes lab"). Each stage writes `<root>/stages/<name>.json` when it
+has finished (what it made, its settings, how long it took); a rerun skips the finished stages whose settings
+are unchanged and redoes the rest, so a killed lab resumes (a killed training resumes from its last checkpoint,
+as tools/fit.py always does). The generators and stage 1 train through tools/fit.py, are exported by
+tools/export.py and sampled by tools/sample.py, each run as its own process, exactly as a user runs them.
+
+  world          training shards (plain captions of the training scenes) and the held-out test prompts
+  text           the tokenizer and the frozen UMT5 both generators share
+  vae            the VAE: the shipped weights (data/lab/vae, checked against their sha256) or trained here
+  understanding  the understanding model (Qwen2.5-VL architecture) taught what every training caption means
+  generators     the small and the large generator, pretrained alone on plain captions (recipe lab_generator)
+  stage1         connector + small generator aligned with the understanding model (recipe lab_stage1)
+  experiment     every strategy on the held-out prompts and seeds through tools/sample.py, read by the judge
+  report         the table (Markdown + JSON), the plot, W&B
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nexus.data.video import atomic_write
+from nexus.errors import RunStopped
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_VAE = ROOT / "data" / "lab" / "vae"
+STAGES = ("world", "text", "vae", "understanding", "generators", "stage1", "experiment", "report")
+
+
+@dataclass
+class Settings:
+    """What a lab run is made of; `scale` presets below."""
+    per_scene: int = 40           # training images per training scene
+    size: int = 64
+    vae_steps: int = 6000         # when the VAE is trained here (--train-vae or no shipped weights)
+    understanding_steps: int = 600
+    small_steps: int = 3000
+    large_steps: int = 3000
+    stage1_steps: int = 2000
+    sample_steps: int = 20
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    test_scenes: int | None = None    # None: every held-out scene
+    sweep: bool = True            # the RMS modes and the gamma_w sweep (one seed)
+    seed: int = 0
+
+
+SCALES = {"full": Settings(),
+          "ci": Settings(per_scene=2, vae_steps=4, understanding_steps=4, small_steps=4, large_steps=4,
+                         stage1_steps=40, sample_steps=2, seeds=[0], test_scenes=1, sweep=False)}
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        f.write(json.dumps(obj, indent=1, default=str).encode())
+
+
+@dataclass
+class Lab:
+    root: Path
+    settings: Settings
+    logger: str = "csv"          # the loggers of the training runs and of the report: csv | wandb | none
+    train_vae: bool = False
+
+    # ---- folders --------------------------------------------------------------------------------------------
+    def path(self, *parts) -> Path:
+        return self.root.joinpath(*parts)
+
+    # ---- stage bookkeeping ----------------------------------------------------------------------------------
+    def stage_settings(self, name: str) -> dict:
+        """What a stage's output depends on: its own settings and those of the stages before it."""
+        s = asdict(self.settings)
+        own = {"world": ["per_scene", "size", "seed"], "text": ["seed"], "vae": ["vae_steps", "size", "seed"],
+               "understanding": ["understanding_steps", "seed"], "generators": ["small_steps", "large_steps"],
+               "stage1": ["stage1_steps"], "experiment": ["sample_steps", "seeds", "test_scenes", "sweep"],
+               "report": []}[name]
+        before = STAGES[:STAGES.index(name)]
+        return {"own": {k: s[k] for k in own}, "vae": "train" if self.train_vae else "shipped",
+                "before": [self.done(b) and self.done(b)["settings_digest"] for b in before]}
+
+    def done(self, name: str) -> dict | None:
+        try:
+            return json.loads(self.path("stages", f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def finished(self, name: str) -> bool:
+        d = self.done(name)
+        return d is not None and d.get("settings_digest") == digest(self.stage_settings(name))
+
+    def run(self, only: list[str] | None = None, log=print) -> dict:
+        """Run the stages in order (or `only` those), skipping the finished ones; -> {stage: its record}."""
+        records = {}
+        for i, name in enumerate(STAGES, start=1):
+            if only and name not in only:
+                continue
+            if self.finished(name):
+                log(f"[{i}/{len(STAGES)}] {name}: done before ({self.path('stages', name + '.json')}), skipped")
+                records[name] = self.done(name)
+                continue
+            for later in STAGES[i:]:                 # what was built on the old output is stale now
+                self.path("stages", f"{later}.json").unlink(missing_ok=True)
+            log(f"[{i}/{len(STAGES)}] {name} ...")
+            start = time.time()
+            info = getattr(self, f"stage_{name}")(log)
+            records[name] = {"stage": name, "info": info, "seconds": round(time.time() - start, 1),
+                             "settings": self.stage_settings(name),
+                             "settings_digest": digest(self.stage_settings(name))}
+            write_json(self.path("stages", f"{name}.json"), records[name])
+            log(f"[{i}/{len(STAGES)}] {name}: done in {records[name]['seconds']:.0f} s")
+        return records
+
+    # ---- helpers --------------------------------------------------------------------------------------------
+    def scenes(self):
+        from nexus.lab.world import split
+        train, test = split(seed=self.settings.seed)
+        return train, test[: self.settings.test_scenes] if self.settings.test_scenes else test
+
+    def tool(self, script: str, *args: str, log=print) -> None:
+        """Run one of the framework's tools as a user would: its own process, its own output."""
+        cmd = [sys.executable, str(ROOT / "tools" / script), *args]
+        log("$ " + " ".join(cmd[1:]))
+        env = dict(os.environ, WANDB_MODE=os.environ.get("WANDB_MODE", "offline"))
+        r = subprocess.run(cmd, cwd=ROOT, env=env)
+        if r.returncode != 0:
+            raise RunStopped(f"tools/{script} failed (exit {r.returncode}, its output above says why); rerun "
+                             f"tools/lab.py to resume from this stage")
+
+    def fit_overrides(self, steps: int) -> list[str]:
+        return [f"run.root={self.path('runs')}", f"logger={self.logger}", "trainer.enable_model_summary=false",
+                f"trainer.max_steps={steps}", f"trainer.log_every_n_steps={min(50, max(1, steps // 20))}",
+                f"seed={self.settings.seed}"]
+
+    # ---- stages ---------------------------------------------------------------------------------------------
+    def stage_world(self, log) -> dict:
+        from nexus.lab.data import test_prompts, write_jsonl, write_training_shards
+        train, test = self.scenes()
+        out = self.path("data", "train")
+        shutil.rmtree(out, ignore_errors=True)
+        shards = write_training_shards(out, train, self.settings.per_scene, self.settings.size, self.settings.seed)
+        prompts = test_prompts(test)
+        write_jsonl(self.path("data", "test_prompts.jsonl"), prompts)
+        write_jsonl(self.path("data", "eval_prompts.jsonl"),
+                    [{"id": p["id"], "prompt": p["prompt"]} for p in prompts if p["kind"] == "plain"][:4])
+        return {"train_scenes": len(train), "test_scenes": len(test), "train_images": len(train) * self.settings.per_scene,
+                "shards": len(shards), "test_prompts": len(prompts)}
+
+    def stage_text(self, log) -> dict:
+        from nexus.lab.parts import build_text
+        shutil.rmtree(self.path("parts", "text"), ignore_errors=True)
+        build_text(self.path("parts", "text"), self.scenes()[0], self.settings.seed)
+        return {"folder": str(self.path("parts", "text"))}
+
+    def stage_vae(self, log) -> dict:
+        from nexus.lab.parts import train_vae
+        out = self.path("parts", "vae")
+        shutil.rmtree(out, ignore_errors=True)
+        if not self.train_vae and (SHIPPED_VAE / "SHA256").is_file():
+            check_shipped(SHIPPED_VAE)
+            shutil.copytree(SHIPPED_VAE, out)
+            return {"source": "shipped", **json.loads((SHIPPED_VAE / "lab.json").read_text())}
+        train, test = self.scenes()
+        return {"source": "trained", **train_vae(out, train, test, self.settings.vae_steps, seed=self.settings.seed,
+                                                 log=log)}
+
+    def stage_understanding(self, log) -> dict:
+        from nexus.lab.parts import build_vlm, train_vlm
+        out = self.path("models", "vlm")
+        shutil.rmtree(out, ignore_errors=True)
+        train, test = self.scenes()
+        build_vlm(out, train, self.settings.seed)
+        return train_vlm(out, train, test, self.settings.understanding_steps, seed=self.settings.seed, log=log)
+
+    def stage_generators(self, log) -> dict:
+        from nexus.lab.parts import LARGE, SMALL, build_wan
+        info = {}
+        for which, config, steps in (("small", SMALL, self.settings.small_steps),
+                                     ("large", LARGE, self.settings.large_steps)):
+            base = self.path("parts", f"wan_{which}_init")
+            build_wan(base, config, self.path("parts", "vae"), self.path("parts", "text"), self.settings.seed)
+            self.tool("fit.py", "recipe=lab_generator", f"paths.wan={base}", f"data.shards={self.path('data', 'train')}",
+                      f"run.name={which}", *self.fit_overrides(steps), log=log)
+            run = self.path("runs", "lab_generator", which)
+            out = self.path("models", f"wan_{which}")
+            self.tool("export.py", str(run / "checkpoints" / "last.ckpt"), str(out), "--dtype", "fp32", "--overwrite",
+                      log=log)
+            info[which] = {"run": str(run), "folder": str(out), "losses": losses(run)}
+        return info
+
+    def stage_stage1(self, log) -> dict:
+        self.tool("fit.py", "recipe=lab_stage1", f"paths.wan={self.path('models', 'wan_small')}",
+                  f"paths.vlm={self.path('models', 'vlm')}", f"data.shards={self.path('data', 'train')}",
+                  f"eval.prompt_file={self.path('data', 'eval_prompts.jsonl')}", "run.name=default",
+                  f"eval.every_n_steps={max(1, self.settings.stage1_steps // 2)}",
+                  f"eval.sampling.num_steps={self.settings.sample_steps}",
+                  *self.fit_overrides(self.settings.stage1_steps), log=log)
+        run = self.path("runs", "lab_stage1", "default")
+        self.tool("export.py", str(run / "checkpoints" / "last.ckpt"), str(self.path("models", "stage1")), "--dtype",
+                  "fp32", "--overwrite", log=log)
+        return {"run": str(run), "folder": str(self.path("models", "stage1")), "losses": losses(run)}
+
+    def stage_experiment(self, log) -> dict:
+        from nexus.lab.experiment import configs, ground_truth, judge_folder
+        prompts = self.path("data", "test_prompts.jsonl")
+        results = {"ground_truth": {0: ground_truth(prompts, self.settings.size)}}
+        for name, overrides, sweep in configs(self.settings.sample_steps):
+            if sweep and not self.settings.sweep:
+                continue
+            for seed in self.settings.seeds[:1] if sweep else self.settings.seeds:
+                out = self.path("samples", name, f"seed{seed}")
+                self.tool("sample.py", *self.sample_overrides(out, seed), *overrides, log=log)
+                results.setdefault(name, {})[seed] = judge_folder(out, prompts)
+        write_json(self.path("experiment.json"), results)
+        return {"configs": list(results), "file": str(self.path("experiment.json"))}
+
+    def sample_overrides(self, out: Path, seed: int) -> list[str]:
+        return [f"paths.small={self.path('models', 'wan_small')}", f"paths.large={self.path('models', 'wan_large')}",
+                f"paths.vlm={self.path('models', 'vlm')}", f"small.export={self.path('models', 'stage1')}",
+                f"prompt_file={self.path('data', 'test_prompts.jsonl')}", f"out_dir={out}", "sampling.num_frames=1",
+                f"sampling.height={self.settings.size}", f"sampling.width={self.settings.size}",
+                f"sampling.num_steps={self.settings.sample_steps}", f"sampling.seed={seed}", "sampling.dtype=fp32",
+                "sampling.context_len=580", "sampling.progress=false", "trainer.accelerator=cpu", "trainer.devices=1"]
+
+    def stage_report(self, log) -> dict:
+        from nexus.lab.experiment import report
+        records = {name: self.done(name) for name in STAGES[:-1]}
+        return report(json.loads(self.path("experiment.json").read_text()), records, self.path("report"),
+                      self.logger, log)
+
+
+def losses(run: Path) -> dict:
+    """First and last logged training loss of a tools/fit.py run (its CSV log), and the number logged."""
+    import csv
+    rows = []
+    for f in sorted(Path(run).glob("csv/version_*/metrics.csv")):
+        rows += [float(r["train/loss"]) for r in csv.DictReader(open(f)) if r.get("train/loss")]
+    return {"first": rows[0], "last": rows[-1], "logged": len(rows)} if rows else {}
+
+
+def check_shipped(folder: Path) -> None:
+    """The shipped VAE's files against the sha256 list written when it was made."""
+    for line in (folder / "SHA256").read_text().splitlines():
+        want, name = line.split()
+        got = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        if got != want:
+            raise ValueError(f"{folder / name}: sha256 {got} != {want} (SHA256); restore it from the repository or "
+                             f"train the VAE here (tools/lab.py --train-vae)")
