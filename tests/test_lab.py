@@ -81,3 +81,50 @@ def test_duplicates_and_mixed_colours_are_seen():
     empty = render(Scene("red", "circle", "top", "black"))
     empty[:] = 0
     assert read(empty) == {"background": "black", "count": 0, "colour": None, "shape": None, "position": None}
+
+
+def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
+    """tools/lab.py --scale ci: every stage end to end through the real tools (fit, export, sample), the artefacts
+    in the real layouts, the judge's sanity row, the report; a rerun skips what is finished; stage 1's loss on
+    the lab data goes down."""
+    import csv
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+    from nexus.lab.run import SCALES, STAGES, Lab
+    root = tmp_path / "lab"
+
+    def lab(*args):
+        r = subprocess.run([sys.executable, "tools/lab.py", "--scale", "ci", "--root", str(root), *args], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        return r.stdout
+    lab("--stage", "world", "--stage", "text")
+    out = lab()
+    assert "[1/8] world: done before" in out and "[2/8] text: done before" in out and "[8/8] report: done" in out
+    assert all((root / "stages" / f"{s}.json").is_file() for s in STAGES)
+    for which in ("small", "large"):       # whole Wan folders, diffusers layout
+        for f in ("transformer/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer/tokenizer.json"):
+            assert (root / "models" / f"wan_{which}" / f).is_file(), f
+    assert (root / "models" / "vlm" / "config.json").is_file() and (root / "models" / "vlm" / "tokenizer.json").is_file()
+    assert (root / "models" / "stage1" / "connector" / "model.safetensors").is_file()
+    assert any((root / "runs" / "lab_stage1" / "default" / "eval").glob("step_*"))      # the periodic evaluation ran
+    results = json.loads((root / "experiment.json").read_text())
+    assert {"ground_truth", "small_plain", "small_only", "large_only", "direct_add", "switch", "upfb"} == set(results)
+    for name in set(results) - {"ground_truth"}:
+        assert (root / "samples" / name / "seed0" / "samples.json").is_file()
+        assert results[name]["0"]["samples"] == 5                 # 1 held-out scene: plain + 4 reasoning prompts
+    md = (root / "report" / "lab.md").read_text()
+    assert "| ground_truth | 100.0 | 100.0 | 100.0 | 100.0 |" in md
+    assert (root / "report" / "lab.png").read_bytes()[:4] == b"\x89PNG" and (root / "report" / "lab.json").is_file()
+    losses = [float(r["train/loss"]) for f in (root / "runs" / "lab_stage1" / "default").glob("csv/*/metrics.csv")
+              for r in csv.DictReader(open(f)) if r.get("train/loss")]
+    assert len(losses) == 20 and sum(losses[-5:]) < sum(losses[:5]), losses      # logged every 2nd step
+    again = lab()
+    assert all(f"{s}: done before" in again for s in STAGES)
+    # a changed setting redoes its stage and the ones after it, nothing before
+    more_seeds = Lab(root, dataclasses.replace(SCALES["ci"], seeds=[0, 1]))
+    assert more_seeds.finished("stage1") and not more_seeds.finished("experiment")

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -64,6 +65,14 @@ def test_every_strategy_writes_videos(strategy, tmp_path, tiny_models, stage1_ex
     export = rec["weights"]["export"]                                   # large_only needs no small side
     assert (export and export["source"]) == (None if strategy == "large_only" else str(Path(stage1_export).resolve()))
     assert (rec["weights"]["large"] is None) == (strategy == "small_only")
+    # the same prompts denoised as one batch give the same videos (each keeps its own noise; every step acts per
+    # sample); the batch size is not a setting of the folder, so the batched run writes into a fresh one
+    batched = sample(compose_sample(*base(tmp_path, tiny_models, f"prompt_file={prompts}", f"bridge.strategy={strategy}",
+                                          f"small.export={stage1_export}", *extra, "sampling.batch_size=2",
+                                          "run.name=batched")))
+    for a, b in zip(paths, batched):    # float-level differences of batched matmuls, then the codec's rounding
+        diff = np.abs(decode_mp4(a).astype(int) - decode_mp4(b).astype(int))
+        assert diff.mean() < 0.2 and diff.max() <= 8, (strategy, diff.mean(), diff.max())
 
 
 def test_seeds_resume_and_single_frame(tmp_path, tiny_models):

@@ -149,16 +149,19 @@ class BridgeModule(L.LightningModule):
         hp = self.hparams
         Path(hp.out_dir).mkdir(parents=True, exist_ok=True)
         cs, cs0, cl, cl0 = self.contexts([p.text for p in todo])
-        written, boundary = [], self.boundary_ratio()
-        for i, p in enumerate(todo):
-            g = torch.Generator().manual_seed(prompt_seed(hp.seed, p.id))
-            z = torch.randn(1, *latent_shape(hp.num_frames, hp.height, hp.width), generator=g).to(self.device)
-            small = Side(self.small, cs[i:i + 1], cs0, hp.guidance_small) if self.small is not None else None
-            large = Side(self.large, cl[i:i + 1], cl0, hp.guidance_large, self.large_2, boundary,
-                         hp.guidance_large_2) if self.large is not None else None
-            z = sample(z, make_scheduler(hp.scheduler, hp.shift), hp.num_steps, self.bridge_config, small, large,
-                       progress=hp.progress)
-            video = codec.decode_latents(self.vae, z.to(next(self.vae.parameters()).dtype))[0]
+        boundary = self.boundary_ratio()
+        # the prompts of a batch are denoised together (sampling.batch_size): each keeps its own noise (seeded by
+        # its id), and every operation acts per sample, so a video does not depend on its batch (tested)
+        z = torch.cat([torch.randn(1, *latent_shape(hp.num_frames, hp.height, hp.width),
+                                   generator=torch.Generator().manual_seed(prompt_seed(hp.seed, p.id))) for p in todo])
+        small = Side(self.small, cs, cs0, hp.guidance_small) if self.small is not None else None
+        large = Side(self.large, cl, cl0, hp.guidance_large, self.large_2, boundary,
+                     hp.guidance_large_2) if self.large is not None else None
+        z = sample(z.to(self.device), make_scheduler(hp.scheduler, hp.shift), hp.num_steps, self.bridge_config, small,
+                   large, progress=hp.progress)
+        written = []
+        for p, latent in zip(todo, z):
+            video = codec.decode_latents(self.vae, latent[None].to(next(self.vae.parameters()).dtype))[0]
             path = self.video_path(p.id)
             write_mp4(path, to_frames(video), hp.fps)          # atomic: never a half-written mp4
             written.append(str(path))

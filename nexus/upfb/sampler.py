@@ -79,13 +79,14 @@ class Side:
         model, scale = self.expert(float(t))
         dtype = next(model.parameters()).dtype
         b = z.shape[0]
+        null_context = self.null_context.expand(b, -1, -1)     # one null condition for every prompt of the batch
         if batched:
             out = model(torch.cat([z, z]).to(dtype), t.expand(2 * b),
-                        torch.cat([self.context, self.null_context]).to(dtype), return_dict=False)[0]
+                        torch.cat([self.context, null_context]).to(dtype), return_dict=False)[0]
             cond, null = out[:b], out[b:]
         else:
             cond = model(z.to(dtype), t.expand(b), self.context.to(dtype), return_dict=False)[0]
-            null = model(z.to(dtype), t.expand(b), self.null_context.to(dtype), return_dict=False)[0]
+            null = model(z.to(dtype), t.expand(b), null_context.to(dtype), return_dict=False)[0]
         return guided(cond.float(), null.float(), scale, form)
 
 
