@@ -104,7 +104,7 @@ def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
         return r.stdout
     lab("--stage", "world", "--stage", "text")
     out = lab()
-    assert "[1/8] world: done before" in out and "[2/8] text: done before" in out and "[8/8] report: done" in out
+    assert "[1/9] world: done before" in out and "[2/9] text: done before" in out and "[9/9] report: done" in out
     assert all((root / "stages" / f"{s}.json").is_file() for s in STAGES)
     for which in ("small", "large"):       # whole Wan folders, diffusers layout
         for f in ("transformer/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer/tokenizer.json"):

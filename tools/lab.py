@@ -4,6 +4,8 @@
   python tools/lab.py --stage generators     # one stage (the stages before it must have run)
   python tools/lab.py --scale ci --root /tmp/lab-ci    # the reduced lab the tests run (minutes)
   python tools/lab.py --train-vae            # train the VAE here instead of using the shipped weights
+  OMP_NUM_THREADS=1 python tools/lab.py --train-vae --stage vae && python tools/lab.py --ship-vae
+                                             # how data/lab/vae was made (about 40 min)
 """
 import argparse
 import sys
@@ -23,6 +25,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--logger", choices=("csv", "wandb", "none"), default="csv",
                    help="logger of the training runs and of the report (wandb: offline unless WANDB_MODE says)")
     p.add_argument("--train-vae", action="store_true", help="train the VAE (default: the shipped data/lab/vae)")
+    p.add_argument("--ship-vae", action="store_true",
+                   help="copy the VAE this lab trained (<root>/parts/vae) into data/lab/vae, with checksums")
     return p
 
 
@@ -34,6 +38,13 @@ def main(argv=None) -> int:
             raise ValueError(f"--seeds {args.seeds}: give at least 1")
         settings.seeds = list(range(args.seeds))
     lab = Lab(Path(args.root), settings, args.logger, args.train_vae)
+    if args.ship_vae:
+        from nexus.lab.run import ship_vae
+        if (lab.done("vae") or {}).get("info", {}).get("source") != "trained":
+            raise ValueError(f"--ship-vae: {args.root} holds no VAE trained here; run tools/lab.py --train-vae "
+                             f"--stage vae --root {args.root} first")
+        print(f"shipped {ship_vae(lab.path('parts', 'vae'), 'OMP_NUM_THREADS=1 python tools/lab.py --train-vae --stage vae')}")
+        return 0
     lab.run(args.stage, log=lambda m: print(m, flush=True))
     return 0
 
