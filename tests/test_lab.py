@@ -123,8 +123,34 @@ def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
     losses = [float(r["train/loss"]) for f in (root / "runs" / "lab_stage1" / "default").glob("csv/*/metrics.csv")
               for r in csv.DictReader(open(f)) if r.get("train/loss")]
     assert len(losses) == 20 and sum(losses[-5:]) < sum(losses[:5]), losses      # logged every 2nd step
+    # the honesty rule: the training data (generators and stage 1) holds plain captions of training scenes only
+    import tarfile
+    from nexus.lab.parts import understanding_pairs
+    train, test = split()
+    captions = [json.loads(t.extractfile(m).read())["caption"] for f in sorted((root / "data" / "train").glob("*.tar"))
+                for t in [tarfile.open(f)] for m in t.getmembers() if m.name.endswith(".json")]
+    assert len(captions) == 2 * len(train) and set(captions) == {plain_caption(s) for s in train}
+    held_out = {plain_caption(s) for s in test} | {reasoning_caption(s, a) for s in test for a in ATTRIBUTES}
+    assert not held_out & {c for pair in understanding_pairs(train) for c in pair}    # nor in the understanding data
     again = lab()
     assert all(f"{s}: done before" in again for s in STAGES)
     # a changed setting redoes its stage and the ones after it, nothing before
     more_seeds = Lab(root, dataclasses.replace(SCALES["ci"], seeds=[0, 1]))
     assert more_seeds.finished("stage1") and not more_seeds.finished("experiment")
+
+
+def test_report_means_and_spreads_by_hand(tmp_path, monkeypatch):
+    from nexus.lab.experiment import METRICS, aggregate, report
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    row = lambda r: {**dict.fromkeys(METRICS, 0.5), "reasoning_accuracy": r, "samples": 5, "per_sample": []}  # noqa: E731
+    results = {"upfb": {0: row(0.2), 1: row(0.4), 2: row(0.9)}, "large_only": {0: row(0.1)}}
+    table = aggregate(results)
+    m = table["upfb"]["reasoning_accuracy"]
+    assert m["mean"] == pytest.approx(0.5) and m["seeds"] == 3
+    assert m["std"] == pytest.approx(((0.3 ** 2 + 0.1 ** 2 + 0.4 ** 2) / 3) ** 0.5)      # population std
+    assert table["large_only"]["reasoning_accuracy"] == {"mean": 0.1, "std": 0.0, "seeds": 1}
+    paths = report(results, {"world": {"info": {"test_scenes": 25}}}, tmp_path / "r", "wandb", log=lambda m: None)
+    md = (tmp_path / "r" / "lab.md").read_text()
+    assert "| upfb | 50.0 ± 29.4 | 50.0 ± 0.0 | 50.0 ± 0.0 |" in md and "3 seeds: mean ± spread" in md
+    assert "| large_only | 10.0 |" in md and paths["plot"].endswith("lab.png")
+    assert list((tmp_path / "r" / "wandb").glob("offline-run-*"))        # logged to W&B (offline here)
