@@ -41,10 +41,10 @@ class Settings:
     per_scene: int = 40           # training images per training scene
     size: int = 64
     vae_steps: int = 6000         # when the VAE is trained here (--train-vae or no shipped weights)
-    understanding_steps: int = 600
-    small_steps: int = 3000
-    large_steps: int = 3000
-    stage1_steps: int = 2000
+    understanding_steps: int = 300
+    small_steps: int = 1500
+    large_steps: int = 1500
+    stage1_steps: int = 1000
     sample_steps: int = 20
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     test_scenes: int | None = None    # None: every held-out scene
