@@ -34,7 +34,7 @@ def configs(sample_steps: int) -> list[tuple[str, list[str], bool]]:
             ("upfb", upfb, False),
             ("upfb_rms_paper", [*upfb, "bridge.rms=paper"], True),
             ("upfb_rms_off", [*upfb, "bridge.rms=off"], True),
-            *[(f"upfb_gamma_w={g}", [*upfb, f"bridge.gamma_w={g}"], True) for g in (0.1, 0.2, 0.4, 0.5)]]
+            *[(f"upfb_gamma_w{g}", [*upfb, f"bridge.gamma_w={g}"], True) for g in (0.1, 0.2, 0.4, 0.5)]]   # no "=": Hydra
 
 
 def first_frame(path: Path) -> np.ndarray:
