@@ -117,9 +117,9 @@ def train_vae(out: Path, scenes, test_scenes, steps: int, batch: int = 8, size: 
         held = held.float() / 127.5 - 1
         quality = psnr(vae.decode(vae.encode(held).latent_dist.mode()).sample.clamp(-1, 1), held)
     vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(out).parent) as tmp:
         vae.save_pretrained(tmp)
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(out, ignore_errors=True)
         shutil.copytree(tmp, out)
     info = {"psnr": quality, "steps": steps, "seconds": time.time() - start}

@@ -27,8 +27,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from nexus.data.video import atomic_write
 from nexus.errors import RunStopped
+from nexus.provenance import read_json, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_VAE = ROOT / "data" / "lab" / "vae"
@@ -61,12 +61,6 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
-        f.write(json.dumps(obj, indent=1, default=str).encode())
-
-
 @dataclass
 class Lab:
     root: Path
@@ -89,12 +83,12 @@ class Lab:
                "report": []}[name]
         before = STAGES[:STAGES.index(name)]
         return {"own": {k: s[k] for k in own}, "vae": "train" if self.train_vae else "shipped",
-                "before": [self.done(b) and self.done(b)["settings_digest"] for b in before]}
+                "before": [(self.done(b) or {}).get("settings_digest") for b in before]}
 
     def done(self, name: str) -> dict | None:
         try:
-            return json.loads(self.path("stages", f"{name}.json").read_text())
-        except (OSError, ValueError):
+            return read_json(self.path("stages", f"{name}.json"))
+        except ValueError:          # a marker cut short: the stage is not done
             return None
 
     def finished(self, name: str) -> bool:
@@ -116,9 +110,10 @@ class Lab:
             log(f"[{i}/{len(STAGES)}] {name} ...")
             start = time.time()
             info = getattr(self, f"stage_{name}")(log)
+            settings = self.stage_settings(name)
             records[name] = {"stage": name, "info": info, "seconds": round(time.time() - start, 1),
-                             "settings": self.stage_settings(name),
-                             "settings_digest": digest(self.stage_settings(name))}
+                             "settings": settings, "settings_digest": digest(settings)}
+            self.path("stages").mkdir(parents=True, exist_ok=True)
             write_json(self.path("stages", f"{name}.json"), records[name])
             log(f"[{i}/{len(STAGES)}] {name}: done in {records[name]['seconds']:.0f} s")
         return records
@@ -239,7 +234,7 @@ class Lab:
                 out = self.path("samples", name, f"seed{seed}")
                 self.tool("sample.py", *self.sample_overrides(out, seed), *overrides, log=log)
                 results.setdefault(name, {})[seed] = judge_folder(out, prompts)
-        write_json(self.path("experiment.json"), results)
+        write_json(self.path("experiment.json"), results)     # the root exists: the world stage wrote into it
         return {"configs": list(results), "file": str(self.path("experiment.json"))}
 
     def sample_overrides(self, out: Path, seed: int) -> list[str]:
