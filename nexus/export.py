@@ -75,7 +75,8 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", ov
             _save_lora(meta, _subset(sd, "transformer.", dt), tmp / "transformer_lora")
         info = {"checkpoint": str(Path(ckpt).resolve()), "global_step": state.get("global_step"),
                 "generator_train": meta["generator_train"], "dtype": dtype,
-                "conditioning": meta.get("conditioning", "connector"), "wan_path": meta.get("wan_path")}
+                "conditioning": meta.get("conditioning", "connector"), "wan_path": meta.get("wan_path"),
+                **{k: meta[k] for k in ("text_len", "context_len") if k in meta}}
         (tmp / "nexus.json").write_text(json.dumps(info, indent=2))
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():

@@ -76,6 +76,8 @@ class Model:
     null_features: Optional[str] = MISSING
     encoder_dtype: str = MISSING
     cfg_dropout: float = MISSING
+    umt5_dropout: float = MISSING
+    text_len: int = MISSING
     shift: float = MISSING
     timestep_sampling: str = MISSING
     loss_weighting: str = MISSING
@@ -230,6 +232,7 @@ class Sampling:
     guidance_large_2: Optional[float] = MISSING
     dtype: str = MISSING
     context_len: int = MISSING
+    text_len: int = MISSING
     batch_size: int = MISSING
     progress: bool = MISSING
 

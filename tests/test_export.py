@@ -22,7 +22,8 @@ def test_export_full_round_trips(tmp_path, tiny_models, tiny_shards):
     ckpt = train(tmp_path, tiny_models, tiny_shards)
     sd = torch.load(ckpt, weights_only=False)["state_dict"]
     out = export_checkpoint(ckpt, tmp_path / "export", dtype="fp32")
-    assert json.loads((out / "nexus.json").read_text())["global_step"] == 2
+    info = json.loads((out / "nexus.json").read_text())
+    assert info["global_step"] == 2 and info["context_len"] == 540      # the tiny recipe's model.context_len
     conn = load_connector(out / "connector")
     for k, v in conn.state_dict().items():
         assert torch.equal(v, sd[f"connector.{k}"]), k
@@ -72,7 +73,7 @@ def test_plain_generator_training_exports_a_whole_wan_folder(tmp_path, tiny_mode
     folder that tools/sample.py reads as paths.small (the stock-generator path: UMT5 context, no connector)."""
     from nexus.inference.launch import sample
     from test_sample import base, compose_sample
-    ckpt = train(tmp_path, tiny_models, tiny_shards, "model.conditioning=umt5", "paths.vlm=null")
+    ckpt = train(tmp_path, tiny_models, tiny_shards, "model.conditioning=umt5", "paths.vlm=null", "model.text_len=64")
     state = torch.load(ckpt, weights_only=False)
     assert {k.split(".")[0] for k in state["state_dict"]} == {"transformer"}
     assert state["nexus"]["conditioning"] == "umt5" and state["nexus"]["connector_config"] is None
@@ -85,7 +86,11 @@ def test_plain_generator_training_exports_a_whole_wan_folder(tmp_path, tiny_mode
     tr = WanTransformer3DModel.from_pretrained(out / "transformer")
     for k, v in tr.state_dict().items():
         assert torch.equal(v, state["state_dict"][f"transformer.{k}"]), k
-    assert json.loads((out / "nexus.json").read_text())["conditioning"] == "umt5"
-    (video,) = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a red square", f"paths.small={out}",
-                                          "bridge.strategy=small_only", "paths.vlm=null")))
+    info = json.loads((out / "nexus.json").read_text())
+    assert info["conditioning"] == "umt5" and info["text_len"] == 64
+    args = base(tmp_path, tiny_models, "prompt=a red square", f"paths.small={out}", "bridge.strategy=small_only",
+                "paths.vlm=null")
+    with pytest.raises(ValueError, match=f"paths.small={out} was trained with text_len=64 .* sampling.text_len=64"):
+        sample(compose_sample(*args))     # Wan does not mask padding: the length it trained with is part of it
+    (video,) = sample(compose_sample(*args, "sampling.text_len=64"))
     assert Path(video).is_file()

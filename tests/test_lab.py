@@ -104,7 +104,7 @@ def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
         return r.stdout
     lab("--stage", "world", "--stage", "text")
     out = lab()
-    assert "[1/9] world: done before" in out and "[2/9] text: done before" in out and "[9/9] report: done" in out
+    assert "[1/10] world: done before" in out and "[2/10] text: done before" in out and "[10/10] report: done" in out
     assert all((root / "stages" / f"{s}.json").is_file() for s in STAGES)
     for which in ("small", "large"):       # whole Wan folders, diffusers layout
         for f in ("transformer/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer/tokenizer.json"):
@@ -112,6 +112,15 @@ def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
     assert (root / "models" / "vlm" / "config.json").is_file() and (root / "models" / "vlm" / "tokenizer.json").is_file()
     assert (root / "models" / "stage1" / "connector" / "model.safetensors").is_file()
     assert any((root / "runs" / "lab_stage1" / "default" / "eval").glob("step_*"))      # the periodic evaluation ran
+    chosen = json.loads((root / "stages" / "validation.json").read_text())["info"]
+    assert chosen["guidance_small"] in (1.0, 2.0) and chosen["guidance_large"] in (1.0, 2.0)
+    assert set(chosen["plain_score"]["small"]) == {"1.0", "2.0"}
+    for rows in (root / "data" / "val_prompts.jsonl").read_text().splitlines():    # training scenes, plain
+        row = json.loads(rows)
+        assert row["kind"] == "plain" and Scene(**row["scene"]) in split()[0]
+    record = json.loads((root / "samples" / "upfb" / "seed0" / "samples.json").read_text())
+    sampled = record["settings"]["sampling"]                                  # the experiment samples with them
+    assert (sampled["guidance_small"], sampled["guidance_large"]) == (chosen["guidance_small"], chosen["guidance_large"])
     results = json.loads((root / "experiment.json").read_text())
     assert {"ground_truth", "small_plain", "small_only", "large_only", "direct_add", "switch", "upfb"} == set(results)
     for name in set(results) - {"ground_truth"}:

@@ -78,9 +78,9 @@ def test_bad_options():
 
 
 def test_plain_generator_mode_trains_the_generator_on_wans_context(tiny_models):
-    """conditioning=umt5: no connector, no VLM; the generator reads UMT5 tokens zero-padded to 512, exactly the
-    context the sampler gives a stock Wan (nexus.inference.module.BridgeModule.contexts)."""
-    m = AlignmentModule(tiny_models["wan"], None, conditioning="umt5", context_len=512, cfg_dropout=0.0)
+    """conditioning=umt5: no connector, no VLM; the generator reads UMT5 tokens zero-padded to model.text_len (Wan:
+    512), exactly the context the sampler gives a stock Wan (nexus.inference.module.BridgeModule.contexts)."""
+    m = AlignmentModule(tiny_models["wan"], None, conditioning="umt5", context_len=512, cfg_dropout=0.0, text_len=40)
     m.setup("fit")
     m.on_fit_start()
     assert m.connector is None and m.encoders.vlm is None
@@ -96,11 +96,44 @@ def test_plain_generator_mode_trains_the_generator_on_wans_context(tiny_models):
     assert m.transformer.proj_out.weight.grad is not None
     umt5 = m.encoders.prompts(batch["caption"])["umt5"]
     (context,) = seen
-    assert context.shape == (2, 512, umt5[0].shape[-1])
+    assert context.shape == (2, 40, umt5[0].shape[-1])      # model.text_len
     for row, u in zip(context, umt5):       # the prompt's tokens, then zeros
         assert torch.equal(row[: len(u)], u) and not row[len(u):].any()
     assert [g["name"] for g in m.trainable_parameters()] == ["generator"]
+    m.hparams.text_len = 3        # a prompt longer than the context: named, not cut
+    with pytest.raises(ValueError, match=r"a prompt has \d+ UMT5 tokens, more than text_len=3: raise model.text_len"):
+        m.compute_loss(batch)
     with pytest.raises(ValueError, match="conditioning=umt5 trains no connector, so model.generator_train=frozen"):
         AlignmentModule(tiny_models["wan"], None, conditioning="umt5", generator_train="frozen")
     with pytest.raises(ValueError, match="model.conditioning='vlm': choose one of"):
         AlignmentModule(tiny_models["wan"], None, conditioning="vlm")
+
+
+def test_umt5_dropout_replaces_only_the_umt5_half(tiny_models, monkeypatch):
+    """model.umt5_dropout: the UMT5 tokens become the empty prompt's while the connector still reads the prompt's
+    VLM states; at 0 (the default) the context is the prompt's in both halves."""
+    import nexus.training.module as module
+    seen = {}
+    real_context = module.small_context
+
+    def spy(tokens, umt5, markers, context_len):
+        seen["umt5"] = umt5
+        return real_context(tokens, umt5, markers, context_len)
+    monkeypatch.setattr(module, "small_context", spy)
+    batch = raw_batch()
+    for p, dropped in ((0.999, True), (0.0, False)):
+        m = make(tiny_models, cfg_dropout=0.0, umt5_dropout=p)
+        hidden = {}
+        m.connector.register_forward_hook(lambda mod, args, out: hidden.update(states=args[0]))
+        with torch.no_grad():
+            m.compute_loss(batch)
+        prompt = m.encoders.prompts(batch["caption"])
+        null = m._null["umt5"]
+        for u, real in zip(seen["umt5"], prompt["umt5"]):
+            assert torch.equal(u, null if dropped else real)
+        vlm = prompt["vlm"][0]
+        assert torch.allclose(hidden["states"][0, : vlm.shape[0]], vlm)      # the connector reads the prompt
+    with pytest.raises(ValueError, match="model.umt5_dropout=1.0 must lie in"):
+        AlignmentModule("x", umt5_dropout=1.0)
+    with pytest.raises(ValueError, match="with model.conditioning=umt5 use model.cfg_dropout"):
+        AlignmentModule("x", conditioning="umt5", umt5_dropout=0.5)

@@ -22,6 +22,7 @@ from nexus.evaluation.run import logged_values, score_videos, suite_from_config,
 from nexus.inference.module import BridgeModule, check_settings, load_large
 from nexus.inference.prompts import Prompt, load_prompts
 from nexus.models.encoders import FrozenEncoders
+from nexus.models.conditioning import WAN_TEXT_LEN
 from nexus.models.loading import DTYPES
 
 
@@ -77,7 +78,8 @@ class PeriodicEval(L.Callback):
         name = {v: k for k, v in DTYPES.items()}[dtype]
         bm = BridgeModule(hp.wan_path, self.large_path or hp.wan_path, str(out), vlm_path=hp.vlm_path,
                           bridge={**self.bridge, "strategy": self.strategy}, dtype=name,
-                          context_len=hp.context_len, instruction=hp.instruction, progress=False, **self.sampling)
+                          context_len=hp.context_len, instruction=hp.instruction, progress=False,
+                          **{"text_len": hp.get("text_len", WAN_TEXT_LEN), **self.sampling})
         enc = pl_module.encoders
         if enc is None:           # features-mode training: the encoders are loaded here, kept on the CPU
             if self._encoders is None:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from nexus import console
 from nexus.export import as_export
-from nexus.inference.module import BridgeModule, check_export, check_settings
+from nexus.inference.module import BridgeModule, check_export, check_lengths, check_settings
 from nexus.inference.prompts import load_prompts
 from nexus.inference.provenance import check_folder, claim_folder, new_record, note_export
 from nexus.models.latent_space import check_latent_space
@@ -50,6 +50,8 @@ def sample(cfg: DictConfig) -> list[str]:
     export = as_export(stage1, out_dir / ".stage1") if stage1 else None
     if export is not None:
         check_export(export, p.vlm)
+    check_lengths(p.small if need_small else None, p.large if cfg.bridge.strategy != "small_only" else None, export,
+                  s.text_len, s.context_len)
     if rank_zero_only.rank == 0:
         record = claim_folder(out_dir, record, prompts, old, overwrite)
         console.attach_log(out_dir / "sample.log")

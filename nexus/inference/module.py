@@ -20,7 +20,7 @@ import torch
 from nexus.data.video import write_mp4
 from nexus.export import load_connector
 from nexus.models import codec
-from nexus.models.conditioning import pad_tokens, small_context, wan_context
+from nexus.models.conditioning import WAN_TEXT_LEN, pad_tokens, small_context, wan_context
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import DTYPES, read_config
@@ -73,7 +73,8 @@ class BridgeModule(L.LightningModule):
                  num_steps: int = 50, scheduler: str = "unipc", shift: float = 5.0, seed: int = 0, fps: int = 16,
                  bridge: dict | None = None, guidance_small: float = 5.0, guidance_large: float = 5.0,
                  guidance_large_2: float | None = None, dtype: str = "bf16", allow_latent_mismatch: bool = False,
-                 context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True):
+                 context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True,
+                 text_len: int = WAN_TEXT_LEN):
         super().__init__()
         self.bridge_config = check_settings(num_frames, height, width, num_steps, scheduler, dtype, bridge)
         self.save_hyperparameters()
@@ -128,7 +129,7 @@ class BridgeModule(L.LightningModule):
                 enc.to("cpu")
         dt = DTYPES[self.hparams.dtype]
         umt5 = [u.to(dt) for u in feats["umt5"]]
-        large = wan_context(umt5)
+        large = wan_context(umt5, self.hparams.text_len)
         if self.connector is None:                       # baseline: the stock small generator reads UMT5 only
             small = large
         else:
@@ -180,6 +181,23 @@ def load_large(path: str | Path, dtype: torch.dtype):
     if (large / "transformer_2" / "config.json").is_file():
         second = WanTransformer3DModel.from_pretrained(large / "transformer_2", torch_dtype=dtype).eval()
     return first.requires_grad_(False), second.requires_grad_(False) if second is not None else None
+
+
+def check_lengths(small: str | None, large: str | None, export: Path | None, text_len: int,
+                  context_len: int) -> None:
+    """A generator trained here reads the context length it was trained with (Wan does not mask the padding keys):
+    refuse sampling.text_len / sampling.context_len values that differ from what the folders' nexus.json record."""
+    checks = [("paths.large", large, "text_len", text_len)] if large else []
+    if small and export is None:         # the stock small generator reads a Wan context too
+        checks.append(("paths.small", small, "text_len", text_len))
+    if export is not None:               # a stage-1 small generator reads [connector ; UMT5] padded to context_len
+        checks.append(("small.export", export, "context_len", context_len))
+    for key, folder, what, want in checks:
+        record = Path(folder) / "nexus.json"
+        trained = read_config(record).get(what) if record.is_file() else None
+        if trained is not None and trained != want:
+            raise ValueError(f"{key}={folder} was trained with {what}={trained} (its nexus.json) but sampling.{what}="
+                             f"{want}: sample it with sampling.{what}={trained}")
 
 
 def check_export(export: Path, vlm_path: str | None) -> None:

@@ -12,6 +12,8 @@ tools/export.py and sampled by tools/sample.py, each run as its own process, exa
                  shards (the generators and stage 1 then train on data.kind=features, 5-10x faster here)
   generators     the small and the large generator, pretrained alone on plain captions (recipe lab_generator)
   stage1         connector + small generator aligned with the understanding model (recipe lab_stage1)
+  validation     each generator's guidance scale, chosen on plain captions of training scenes (never a test
+                 prompt): the scale of the grid with the best plain score, for small_only and for large_only
   experiment     every strategy on the held-out prompts and seeds through tools/sample.py, read by the judge
   report         the table (Markdown + JSON), the plot, W&B
 """
@@ -32,7 +34,8 @@ from nexus.provenance import read_json, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_VAE = ROOT / "data" / "lab" / "vae"
-STAGES = ("world", "text", "vae", "understanding", "features", "generators", "stage1", "experiment", "report")
+STAGES = ("world", "text", "vae", "understanding", "features", "generators", "stage1", "validation", "experiment",
+          "report")
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Settings:
     large_steps: int = 1500
     stage1_steps: int = 1000
     sample_steps: int = 20
+    val_scenes: int = 25          # training scenes whose plain captions choose the guidance scales
+    guidance_grid: list = field(default_factory=lambda: [0.5, 1.0, 2.0])
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     test_scenes: int | None = None    # None: every held-out scene
     sweep: bool = True            # the RMS modes and the gamma_w sweep (one seed)
@@ -54,7 +59,8 @@ class Settings:
 
 SCALES = {"full": Settings(),
           "ci": Settings(per_scene=2, vae_steps=4, understanding_steps=4, small_steps=4, large_steps=4,
-                         stage1_steps=40, sample_steps=2, seeds=[0], test_scenes=1, sweep=False)}
+                         stage1_steps=40, sample_steps=2, seeds=[0], test_scenes=1, sweep=False,
+                         val_scenes=1, guidance_grid=[1.0, 2.0])}
 
 
 def digest(obj) -> str:
@@ -79,10 +85,19 @@ class Lab:
         own = {"world": ["per_scene", "size", "seed"], "text": ["seed"], "vae": ["vae_steps", "size", "seed"],
                "understanding": ["understanding_steps", "seed"], "features": [],
                "generators": ["small_steps", "large_steps"],
-               "stage1": ["stage1_steps"], "experiment": ["sample_steps", "seeds", "test_scenes", "sweep"],
+               "stage1": ["stage1_steps"], "validation": ["val_scenes", "guidance_grid", "sample_steps"],
+               "experiment": ["sample_steps", "seeds", "test_scenes", "sweep"],
                "report": []}[name]
+        own = {k: s[k] for k in own}
+        # what the code decides also makes a stage's output: the networks' shapes and the recipes' settings
+        from nexus.lab import parts
+        own |= {"features": {"small": parts.SMALL, "large": parts.LARGE},
+                "understanding": {"vlm": parts.VLM_TEXT}}.get(name, {})
+        if name in ("generators", "stage1"):
+            recipe = ROOT / "recipes" / "recipe" / f"lab_{'generator' if name == 'generators' else 'stage1'}.yaml"
+            own["recipe"] = hashlib.sha256(recipe.read_bytes()).hexdigest()[:12]
         before = STAGES[:STAGES.index(name)]
-        return {"own": {k: s[k] for k in own}, "vae": "train" if self.train_vae else "shipped",
+        return {"own": own, "vae": "train" if self.train_vae else "shipped",
                 "before": [(self.done(b) or {}).get("settings_digest") for b in before]}
 
     def done(self, name: str) -> dict | None:
@@ -150,6 +165,10 @@ class Lab:
         write_jsonl(self.path("data", "test_prompts.jsonl"), prompts)
         write_jsonl(self.path("data", "eval_prompts.jsonl"),
                     [{"id": p["id"], "prompt": p["prompt"]} for p in prompts if p["kind"] == "plain"][:4])
+        import numpy as np
+        chosen = np.random.default_rng(self.settings.seed).permutation(len(train))[: self.settings.val_scenes]
+        write_jsonl(self.path("data", "val_prompts.jsonl"),      # plain captions the generators trained on
+                    [p for p in test_prompts([train[i] for i in sorted(chosen)]) if p["kind"] == "plain"])
         return {"train_scenes": len(train), "test_scenes": len(test), "train_images": len(train) * self.settings.per_scene,
                 "shards": len(shards), "test_prompts": len(prompts)}
 
@@ -223,6 +242,22 @@ class Lab:
                   "fp32", "--overwrite", log=log)
         return {"run": str(run), "folder": str(self.path("models", "stage1")), "losses": losses(run)}
 
+    def stage_validation(self, log) -> dict:
+        from nexus.lab.experiment import judge_folder
+        prompts = self.path("data", "val_prompts.jsonl")
+        scores = {}
+        for which in ("small", "large"):
+            for g in self.settings.guidance_grid:
+                out = self.path("validation", which, f"guidance{g}")
+                self.tool("sample.py", *self.sample_overrides(out, 0, prompts), f"bridge.strategy={which}_only",
+                          f"sampling.guidance_{which}={g}", log=log)
+                scores.setdefault(which, {})[g] = judge_folder(out, prompts)["plain_score"]
+            log(f"validation: {which}_only plain score by guidance {scores[which]}")
+        # the best plain score; a tie goes to the smaller scale (the grid's order)
+        best = {w: max(self.settings.guidance_grid, key=lambda g: (s[g], -g)) for w, s in scores.items()}
+        return {"guidance_small": best["small"], "guidance_large": best["large"], "plain_score": scores,
+                "prompts": str(prompts)}
+
     def stage_experiment(self, log) -> dict:
         from nexus.lab.experiment import configs, ground_truth, judge_folder
         prompts = self.path("data", "test_prompts.jsonl")
@@ -237,13 +272,17 @@ class Lab:
         write_json(self.path("experiment.json"), results)     # the root exists: the world stage wrote into it
         return {"configs": list(results), "file": str(self.path("experiment.json"))}
 
-    def sample_overrides(self, out: Path, seed: int) -> list[str]:
+    def sample_overrides(self, out: Path, seed: int, prompts: Path | None = None) -> list[str]:
+        """tools/sample.py on the lab's models; the experiment's with the guidance scales validation chose."""
+        chosen = (self.done("validation") or {}).get("info", {}) if prompts is None else {}
         return [f"paths.small={self.path('models', 'wan_small')}", f"paths.large={self.path('models', 'wan_large')}",
                 f"paths.vlm={self.path('models', 'vlm')}", f"small.export={self.path('models', 'stage1')}",
-                f"prompt_file={self.path('data', 'test_prompts.jsonl')}", f"out_dir={out}", "sampling.num_frames=1",
+                f"prompt_file={prompts or self.path('data', 'test_prompts.jsonl')}", f"out_dir={out}",
+                *[f"sampling.{k}={chosen[k]}" for k in ("guidance_small", "guidance_large") if k in chosen],
+                "sampling.num_frames=1",
                 f"sampling.height={self.settings.size}", f"sampling.width={self.settings.size}",
                 f"sampling.num_steps={self.settings.sample_steps}", f"sampling.seed={seed}", "sampling.dtype=fp32",
-                "sampling.context_len=580", "sampling.progress=false", "sampling.batch_size=32", "trainer.accelerator=cpu",
+                "sampling.context_len=100", "sampling.text_len=32", "sampling.progress=false", "sampling.batch_size=32", "trainer.accelerator=cpu",
                 "trainer.devices=1"]
 
     def stage_report(self, log) -> dict:

@@ -2,13 +2,14 @@
 
 Small generator: [start, connector tokens, end, start, UMT5 prompt tokens (unpadded), end], zero-padded to
 `context_len` (Omni-Video raises Wan's text length to 2560 to hold it). Large generator: UMT5 tokens
-zero-padded to 512, exactly as diffusers' WanPipeline builds them.
+zero-padded to `text_len`, 512 for Wan's checkpoints, exactly as diffusers' WanPipeline builds them.
 """
 from __future__ import annotations
 
 import torch
 
-WAN_TEXT_LEN = 512   # Wan's text length: UMT5 tokens zero-padded to it
+WAN_TEXT_LEN = 512   # Wan's text length: UMT5 tokens zero-padded to it (a generator trained with another
+                     # model.text_len is sampled with that sampling.text_len)
 
 
 def pad_tokens(tokens: list[torch.Tensor], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,9 +33,14 @@ def small_context(connector_tokens: torch.Tensor, umt5: list[torch.Tensor], mark
     return pad_tokens(seqs, context_len)[0]
 
 
-def wan_context(umt5: list[torch.Tensor]) -> torch.Tensor:
-    """The large generator's (and any stock Wan's) context: UMT5 tokens zero-padded to 512 -> (B, 512, D)."""
-    return pad_tokens(umt5, WAN_TEXT_LEN)[0]
+def wan_context(umt5: list[torch.Tensor], text_len: int = WAN_TEXT_LEN) -> torch.Tensor:
+    """The large generator's (and any stock Wan's) context: UMT5 tokens zero-padded to text_len -> (B, text_len, D).
+    Padding keys are not masked in Wan's cross-attention, so the length is part of what a generator learned."""
+    longest = max(u.shape[0] for u in umt5)
+    if longest > text_len:
+        raise ValueError(f"a prompt has {longest} UMT5 tokens, more than text_len={text_len}: raise model.text_len "
+                         f"(training) or sampling.text_len (sampling), or shorten the prompt")
+    return pad_tokens(umt5, text_len)[0]
 
 
 def required_context_len(num_connector_tokens: int, max_text_tokens: int = 512) -> int:

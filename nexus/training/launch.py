@@ -67,7 +67,7 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
         built = ensure_tiny_models(cfg.paths.tiny_models)
         cfg.paths.wan, cfg.paths.vlm = cfg.paths.wan or built["wan"], cfg.paths.vlm or built["vlm"]
     preflight(cfg.paths.wan, cfg.paths.vlm, d.kind, d.num_frames, d.height, d.width,
-              OmegaConf.to_container(m.connector), m.context_len, m.conditioning)
+              OmegaConf.to_container(m.connector), m.context_len, m.conditioning, m.text_len)
     model = build(cfg.model, _convert_="all")
     strategy = build(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     lg = cfg.logger

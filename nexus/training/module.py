@@ -35,7 +35,7 @@ class NonFiniteLossError(RunStopped):
 
 def check_training_settings(generator_train: str = "full", cfg_dropout: float = 0.2, warmup_steps: int = 0,
                             lr: float = 1e-5, connector_lr: float | None = None, conditioning: str = "connector",
-                            **_) -> None:
+                            umt5_dropout: float = 0.0, **_) -> None:
     """The model.* values AlignmentModule accepts (checked before anything is built or loaded)."""
     if generator_train not in GENERATOR_TRAIN:
         raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
@@ -46,6 +46,11 @@ def check_training_settings(generator_train: str = "full", cfg_dropout: float = 
                          "nothing: use generator_train=full or lora")
     if not 0.0 <= cfg_dropout < 1.0:
         raise ValueError(f"model.cfg_dropout={cfg_dropout} must lie in [0, 1)")
+    if not 0.0 <= umt5_dropout < 1.0:
+        raise ValueError(f"model.umt5_dropout={umt5_dropout} must lie in [0, 1)")
+    if umt5_dropout and conditioning == "umt5":
+        raise ValueError("model.umt5_dropout drops the UMT5 half of the connector's context; with "
+                         "model.conditioning=umt5 use model.cfg_dropout instead")
     if warmup_steps < 0 or not lr > 0 or (connector_lr is not None and not connector_lr > 0):
         raise ValueError(f"model.warmup_steps={warmup_steps} must be >= 0, model.lr={lr} and "
                          f"model.connector_lr={connector_lr} > 0")
@@ -59,9 +64,10 @@ class AlignmentModule(L.LightningModule):
                  timestep_sampling: str = "uniform", loss_weighting: str = "none", lr: float = 1e-5,
                  connector_lr: float | None = None, weight_decay: float = 1e-4, betas: tuple = (0.9, 0.999),
                  warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0, random_init: bool = False,
-                 conditioning: str = "connector"):
+                 conditioning: str = "connector", umt5_dropout: float = 0.0, text_len: int = WAN_TEXT_LEN):
         super().__init__()
-        check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr, conditioning)
+        check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr, conditioning,
+                                umt5_dropout)
         self.save_hyperparameters(logger=False)     # the logger gets the whole run from RunRecord instead
         self.connector_config = ConnectorConfig(**(connector or {}))
         self.transformer = self.connector = None
@@ -141,9 +147,15 @@ class AlignmentModule(L.LightningModule):
         g_cpu, g_dev = self._generators()
         # CFG dropout: replace both conditions by the empty prompt's (Omni-Video, p = 0.2)
         drop = torch.rand(b, generator=g_cpu) < self.hparams.cfg_dropout
-        umt5 = [self._null["umt5"] if d else u for u, d in zip(umt5, drop.tolist())]
+        if self.hparams.umt5_dropout:
+            # the UMT5 half alone also replaced: on prompts UMT5 already describes, the generator otherwise has no
+            # reason to read the connector's tokens (the shapes lab measured this; README "Shapes lab")
+            drop_umt5 = drop | (torch.rand(b, generator=g_cpu) < self.hparams.umt5_dropout)
+        else:
+            drop_umt5 = drop
+        umt5 = [self._null["umt5"] if d else u for u, d in zip(umt5, drop_umt5.tolist())]
         if self.connector is None:      # conditioning=umt5: Wan's own context
-            context = wan_context([u.to(dtype) for u in umt5])
+            context = wan_context([u.to(dtype) for u in umt5], self.hparams.text_len)
         else:
             vlm = [self._null["vlm"] if d else v for v, d in zip(vlm, drop.tolist())]
             hidden, mask = pad_tokens([v.to(dtype) for v in vlm])
@@ -184,7 +196,7 @@ class AlignmentModule(L.LightningModule):
         b, tokens = batch_size(batch), batch_latent_tokens(batch)
         vlm = sum(len(v) for v in batch["vlm"]) / b if "vlm" in batch else 256   # raw: a typical prompt length
         if self.connector is None:
-            return b * train_flops_per_sample(dict(self.transformer.config), None, tokens // b, WAN_TEXT_LEN, 0)
+            return b * train_flops_per_sample(dict(self.transformer.config), None, tokens // b, self.hparams.text_len, 0)
         return b * train_flops_per_sample(dict(self.transformer.config), self.connector_config.to_dict(),
                                           tokens // b, self.hparams.context_len, int(vlm))
 
@@ -215,6 +227,8 @@ class AlignmentModule(L.LightningModule):
         checkpoint["nexus"] = {"transformer_config": config,
                                "connector_config": self.connector_config.to_dict() if self.connector is not None else None,
                                "conditioning": self.hparams.get("conditioning", "connector"),
+                               "text_len": self.hparams.get("text_len", WAN_TEXT_LEN),
+                               "context_len": self.hparams.context_len,
                                "wan_path": str(self.hparams.wan_path),
                                "generator_train": self.hparams.generator_train,
                                "lora": self.hparams.lora}

@@ -8,7 +8,7 @@ from nexus.shapes import check_clip_shape
 
 
 def preflight(wan_path: str | None, vlm_path: str | None, kind: str, num_frames: int, height: int, width: int,
-              connector: dict, context_len: int, conditioning: str = "connector") -> None:
+              connector: dict, context_len: int, conditioning: str = "connector", text_len: int = 512) -> None:
     check_clip_shape(num_frames, height, width)
     raw = kind == "raw"
     wan = check_folder("paths.wan", wan_path, WAN_LAYOUT, None if raw else ("transformer",), env="NEXUS_WAN_PATH")
@@ -19,10 +19,10 @@ def preflight(wan_path: str | None, vlm_path: str | None, kind: str, num_frames:
     if cc.out_dim != text_dim:
         raise ValueError(f"model.connector.out_dim={cc.out_dim} does not match the generator's text_dim={text_dim} "
                          f"({wan}/transformer/config.json): set model.connector.out_dim={text_dim}")
-    need = required_context_len(cc.num_tokens)
+    need = required_context_len(cc.num_tokens, text_len)
     if context_len < need:
-        raise ValueError(f"model.context_len={context_len} cannot hold {cc.num_tokens} connector tokens + 512 UMT5 "
-                         f"tokens + 4 markers: set model.context_len>={need}")
+        raise ValueError(f"model.context_len={context_len} cannot hold {cc.num_tokens} connector tokens + "
+                         f"{text_len} UMT5 tokens (model.text_len) + 4 markers: set model.context_len>={need}")
     if raw:
         vlm = check_folder("paths.vlm", vlm_path, VLM_LAYOUT, env="NEXUS_VLM_PATH")
         hidden = vlm_hidden_size(vlm)
