@@ -104,7 +104,7 @@ def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
         return r.stdout
     lab("--stage", "world", "--stage", "text")
     out = lab()
-    assert "[1/10] world: done before" in out and "[2/10] text: done before" in out and "[10/10] report: done" in out
+    assert "[1/11] world: done before" in out and "[2/11] text: done before" in out and "[11/11] report: done" in out
     assert all((root / "stages" / f"{s}.json").is_file() for s in STAGES)
     for which in ("small", "large"):       # whole Wan folders, diffusers layout
         for f in ("transformer/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer/tokenizer.json"):
@@ -121,6 +121,11 @@ def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
     record = json.loads((root / "samples" / "upfb" / "seed0" / "samples.json").read_text())
     sampled = record["settings"]["sampling"]                                  # the experiment samples with them
     assert (sampled["guidance_small"], sampled["guidance_large"]) == (chosen["guidance_small"], chosen["guidance_large"])
+    diag = json.loads((root / "stages" / "diagnosis.json").read_text())["info"]
+    assert set(diag["understanding_probe"]) == {"plain", *(f"reasoning_{a}" for a in ATTRIBUTES)}
+    for losses in diag["connector_use"].values():      # the stage-1 generator's loss with each half of its context
+        assert set(losses) == {"full", "umt5_null", "connector_null", "both_null"}
+        assert all(0 < v < 10 for v in losses.values())
     results = json.loads((root / "experiment.json").read_text())
     assert {"ground_truth", "small_plain", "small_only", "large_only", "direct_add", "switch", "upfb"} == set(results)
     for name in set(results) - {"ground_truth"}:

@@ -15,6 +15,7 @@ tools/export.py and sampled by tools/sample.py, each run as its own process, exa
   validation     each generator's guidance scale, chosen on plain captions of training scenes (never a test
                  prompt): the scale of the grid with the best plain score, for small_only and for large_only
   experiment     every strategy on the held-out prompts and seeds through tools/sample.py, read by the judge
+  diagnosis      nexus.lab.diagnose: does the understanding model carry reasoning, does stage 1 read the connector
   report         the table (Markdown + JSON), the plot, W&B
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ from nexus.provenance import read_json, write_json
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_VAE = ROOT / "data" / "lab" / "vae"
 STAGES = ("world", "text", "vae", "understanding", "features", "generators", "stage1", "validation", "experiment",
-          "report")
+          "diagnosis", "report")
 
 
 @dataclass
@@ -86,7 +87,7 @@ class Lab:
                "understanding": ["understanding_steps", "seed"], "features": [],
                "generators": ["small_steps", "large_steps"],
                "stage1": ["stage1_steps"], "validation": ["val_scenes", "guidance_grid", "sample_steps"],
-               "experiment": ["sample_steps", "seeds", "test_scenes", "sweep"],
+               "experiment": ["sample_steps", "seeds", "test_scenes", "sweep"], "diagnosis": [],
                "report": []}[name]
         own = {k: s[k] for k in own}
         # what the code decides also makes a stage's output: the networks' shapes and the recipes' settings
@@ -271,6 +272,14 @@ class Lab:
                 results.setdefault(name, {})[seed] = judge_folder(out, prompts)
         write_json(self.path("experiment.json"), results)     # the root exists: the world stage wrote into it
         return {"configs": list(results), "file": str(self.path("experiment.json"))}
+
+    def stage_diagnosis(self, log) -> dict:
+        from nexus.lab.diagnose import connector_use, understanding_probe
+        probe = understanding_probe(self.path("models", "vlm"), *self.scenes(), seed=self.settings.seed)
+        log(f"understanding probe (fitted on plain training captions), held-out accuracy: {probe}")
+        use = connector_use(self.path("models", "stage1"), self.path("data", "features"), seed=self.settings.seed)
+        log(f"stage-1 small generator's flow loss by context: {use}")
+        return {"understanding_probe": probe, "connector_use": use}
 
     def sample_overrides(self, out: Path, seed: int, prompts: Path | None = None) -> list[str]:
         """tools/sample.py on the lab's models; the experiment's with the guidance scales validation chose."""
