@@ -102,6 +102,10 @@ def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         return r.stdout
+    early = subprocess.run([sys.executable, "tools/lab.py", "--scale", "ci", "--root", str(root), "--stage", "world",
+                            "--stage", "experiment"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert early.returncode != 0 and "stage experiment builds on text, vae, understanding" in early.stderr, \
+        early.stderr[-2000:]       # a later stage alone on a fresh folder: named, before any training
     lab("--stage", "world", "--stage", "text")
     out = lab()
     assert "[1/11] world: done before" in out and "[2/11] text: done before" in out and "[11/11] report: done" in out

@@ -117,6 +117,10 @@ class Lab:
         for i, name in enumerate(STAGES, start=1):
             if only and name not in only:
                 continue
+            missing = [n for n in STAGES[:i - 1] if not self.finished(n)]
+            if missing:       # a chosen stage on top of stages that are absent or stale
+                raise RunStopped(f"stage {name} builds on {', '.join(missing)}, not run in {self.root} with these "
+                                 f"settings: run `python tools/lab.py --root {self.root}` (it skips what is finished)")
             if self.finished(name):
                 log(f"[{i}/{len(STAGES)}] {name}: done before ({self.path('stages', name + '.json')}), skipped")
                 records[name] = self.done(name)
