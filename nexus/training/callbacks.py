@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nexus.shapes import latent_tokens
+from nexus.training.flops import peak_flops
 from nexus.slurm.resume import prune_hpc_saves, remove_save
 
 
@@ -148,5 +149,29 @@ def batch_latent_tokens(batch: dict) -> int:
     return b * latent_tokens(t, h, w)
 
 
+class PeakAwareThroughputMonitor(ThroughputMonitor):
+    """Lightning's ThroughputMonitor, with the peak FLOP/s of GPUs its table lacks (nexus.training.flops.PEAK_FLOPS)
+    so that MFU is logged on them too."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        device = trainer.strategy.root_device
+        if self.available_flops is None and device.type == "cuda":
+            peak = peak_flops(torch.cuda.get_device_name(device), compute_dtype(trainer.precision))
+            self.available_flops = peak
+            for throughput in self._throughputs.values():
+                throughput.available_flops = peak
+
+
+def compute_dtype(precision: str) -> str:
+    """Trainer precision -> the dtype the matmuls run in (fp32 runs as tf32 unless matmul precision is highest)."""
+    p = str(precision)
+    if "bf16" in p:
+        return "bf16"
+    if "16" in p:
+        return "fp16"
+    return "fp32" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+
+
 def throughput_monitor(window_size: int = 10) -> ThroughputMonitor:
-    return ThroughputMonitor(batch_size_fn=batch_size, length_fn=batch_latent_tokens, window_size=window_size)
+    return PeakAwareThroughputMonitor(batch_size_fn=batch_size, length_fn=batch_latent_tokens, window_size=window_size)

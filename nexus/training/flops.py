@@ -1,5 +1,10 @@
-"""Model FLOPs of one stage-1 training sample (forward + backward = 3 x forward; recomputation from
-gradient checkpointing is not counted, as usual for MFU). Matmuls only: 2 FLOPs per multiply-add."""
+"""Model FLOPs of one stage-1 training sample. Matmuls only: 2 FLOPs per multiply-add; recomputation from
+gradient checkpointing is not counted, as usual for MFU.
+
+A module whose weights train costs forward + backward = 3 x forward (the backward computes the gradients of
+its inputs and of its weights). A generator that does not train its own weights (generator_train=lora or
+frozen) still carries the gradients of its inputs back, for the connector or the LoRA adapters, but computes no
+weight gradients: 2 x forward (torch's FLOP counter gives 1.9x on a 4-layer Wan, tests/test_flops.py)."""
 from __future__ import annotations
 
 
@@ -34,8 +39,25 @@ def connector_forward_flops(c: dict, vlm_tokens: int) -> float:
 
 
 def train_flops_per_sample(transformer_cfg: dict, connector_cfg: dict | None, latent_tokens: int, context_len: int,
-                           vlm_tokens: int) -> float:
+                           vlm_tokens: int, generator_train: str = "full") -> float:
     """connector_cfg None: a generator trained on its own (model.conditioning=umt5)."""
-    fwd = wan_forward_flops(transformer_cfg, latent_tokens, context_len) + \
-        (connector_forward_flops(connector_cfg, vlm_tokens) if connector_cfg else 0.0)
-    return 3.0 * fwd
+    generator = (3.0 if generator_train == "full" else 2.0) * wan_forward_flops(transformer_cfg, latent_tokens,
+                                                                               context_len)
+    return generator + (3.0 * connector_forward_flops(connector_cfg, vlm_tokens) if connector_cfg else 0.0)
+
+
+# Dense peak FLOP/s of GPUs Lightning's table lacks or does not recognise by torch's device name ("NVIDIA H200"
+# parses to no entry; the paper trains on H200 and H20). NVIDIA's datasheets give tensor-core figures with
+# sparsity: dense is half. H200 (SXM): BF16/FP16 1,979 -> 989.5 T, TF32 989 -> 494.5 T, FP32 67 T. H20: BF16/FP16
+# 148 T, TF32 74 T, FP32 44 T (dense as published).
+PEAK_FLOPS = {"h200": {"bf16": 989.5e12, "fp16": 989.5e12, "tf32": 494.5e12, "fp32": 67e12},
+              "h20": {"bf16": 148e12, "fp16": 148e12, "tf32": 74e12, "fp32": 44e12}}
+
+
+def peak_flops(device_name: str, dtype: str) -> float | None:
+    """Our table's dense peak for a CUDA device name and a compute dtype (bf16 | fp16 | tf32 | fp32), or None."""
+    name = device_name.lower()
+    for chip in ("h200", "h20"):          # h200 first: "h20" is in its name too
+        if chip in name:
+            return PEAK_FLOPS[chip].get(dtype)
+    return None

@@ -196,9 +196,10 @@ class AlignmentModule(L.LightningModule):
         b, tokens = batch_size(batch), batch_latent_tokens(batch)
         vlm = sum(len(v) for v in batch["vlm"]) / b if "vlm" in batch else 256   # raw: a typical prompt length
         if self.connector is None:
-            return b * train_flops_per_sample(dict(self.transformer.config), None, tokens // b, self.hparams.text_len, 0)
+            return b * train_flops_per_sample(dict(self.transformer.config), None, tokens // b, self.hparams.text_len, 0,
+                                              self.hparams.generator_train)
         return b * train_flops_per_sample(dict(self.transformer.config), self.connector_config.to_dict(),
-                                          tokens // b, self.hparams.context_len, int(vlm))
+                                          tokens // b, self.hparams.context_len, int(vlm), self.hparams.generator_train)
 
     # ---- optimisation ---------------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[dict]:
