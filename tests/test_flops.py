@@ -49,3 +49,16 @@ def test_peak_flops_of_the_gpus_lightning_lacks():
     assert compute_dtype("32-true") in ("fp32", "tf32")
     # the H100 is in Lightning's table at the same dense bf16 peak as our H200 entry (same tensor cores)
     assert abs(get_available_flops.__globals__["_CUDA_FLOPS"]["h100 sxm"][torch.bfloat16] - 989.5e12) < 1e12
+
+
+def test_a_fresh_wan_cast_like_from_pretrained(tmp_path):
+    """Benchmarks and random-init training build Wan fresh: in bf16 it must keep the modules diffusers keeps in fp32
+    (rope, time embedder, scale_shift_table, norms), exactly as the sampler's from_pretrained(torch_dtype) does."""
+    from nexus.models.loading import cast_like_pretrained
+    torch.manual_seed(0)
+    WanTransformer3DModel(**WAN).save_pretrained(tmp_path / "wan")
+    loaded = WanTransformer3DModel.from_pretrained(tmp_path / "wan", torch_dtype=torch.bfloat16)
+    built = cast_like_pretrained(WanTransformer3DModel.from_pretrained(tmp_path / "wan"), torch.bfloat16)
+    want = {n: t.dtype for n, t in [*loaded.named_parameters(), *loaded.named_buffers()]}
+    got = {n: t.dtype for n, t in [*built.named_parameters(), *built.named_buffers()]}
+    assert got == want and torch.float32 in want.values() and torch.bfloat16 in want.values()

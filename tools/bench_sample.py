@@ -18,6 +18,8 @@ import torch  # noqa: E402
 from diffusers import WanTransformer3DModel  # noqa: E402
 
 from nexus.inference.module import make_scheduler  # noqa: E402
+from nexus.models.conditioning import WAN_TEXT_LEN  # noqa: E402
+from nexus.models.loading import cast_like_pretrained  # noqa: E402
 from nexus.models.presets import WAN_T2V_1_3B, WAN_T2V_14B  # noqa: E402
 from nexus.models.tiny import ensure_tiny_models  # noqa: E402
 from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
@@ -52,22 +54,26 @@ def main(argv=None) -> None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--steps", type=int, default=6, help="sampling steps per timed run")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--context-len", type=int, default=2560,
+                   help="the small generator's context length (sampling.context_len; default 2560)")
     p.add_argument("--out", default="bench/sample.json")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    if a.preset:
-        small = WanTransformer3DModel(**WAN_T2V_1_3B).to(dev, dt).eval()
-        large = WanTransformer3DModel(**WAN_T2V_14B).to(dev, dt).eval()
+    if a.preset:     # the dtypes from_pretrained(torch_dtype=bf16) gives, as the sampler loads them
+        small = cast_like_pretrained(WanTransformer3DModel(**WAN_T2V_1_3B), dt).to(dev).eval()
+        large = cast_like_pretrained(WanTransformer3DModel(**WAN_T2V_14B), dt).to(dev).eval()
     else:
         folders = ensure_tiny_models(a.tiny_models)
-        small = WanTransformer3DModel.from_pretrained(Path(folders["wan"]) / "transformer").to(dev, dt).eval()
-        large = WanTransformer3DModel.from_pretrained(Path(folders["wan_large"]) / "transformer").to(dev, dt).eval()
+        small = WanTransformer3DModel.from_pretrained(Path(folders["wan"]) / "transformer", torch_dtype=dt).to(dev).eval()
+        large = WanTransformer3DModel.from_pretrained(Path(folders["wan_large"]) / "transformer",
+                                                      torch_dtype=dt).to(dev).eval()
     text_dim = small.config.text_dim
     g = torch.Generator().manual_seed(0)
     ctx = lambda n: torch.randn(1, n, text_dim, generator=g).to(dev, dt)    # noqa: E731
-    S, L = Side(small, ctx(1540), ctx(1540)), Side(large, ctx(512), ctx(512))
+    # the sampler's context lengths: sampling.context_len for the small generator, Wan's 512 for the large one
+    S, L = Side(small, ctx(a.context_len), ctx(a.context_len)), Side(large, ctx(WAN_TEXT_LEN), ctx(WAN_TEXT_LEN))
     z = torch.randn(1, *latent_shape(a.frames, a.height, a.width), generator=g).to(dev)
 
     def run(strategy):
@@ -81,6 +87,7 @@ def main(argv=None) -> None:
     fusion_real = timed(lambda: fuse(real, real * 0.5, 0.5, 0.5), dev, a.repeats)
     row = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "preset": a.preset,
            "shape": [a.frames, a.height, a.width], "steps": a.steps, "repeats": a.repeats,
+           "context_len": {"small": a.context_len, "large": WAN_TEXT_LEN},
            "s_per_step": per_step, "upfb_over_large_only": per_step["upfb"] / per_step["large_only"],
            "fusion_s": fusion, "fusion_share_of_upfb_step": fusion / per_step["upfb"],
            "fusion_s_at_real_latent": fusion_real, "real_latent": list(REAL_LATENT)}

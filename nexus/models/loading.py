@@ -52,11 +52,24 @@ def vlm_hidden_size(vlm_path: str | Path) -> int:
     return int(cfg.get("text_config", cfg).get("hidden_size") or cfg["hidden_size"])
 
 
+def cast_like_pretrained(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Cast a freshly built diffusers model as from_pretrained(torch_dtype=dtype) loads it: the modules the class
+    keeps in fp32 (Wan: rope, time embedder, scale_shift_table, norms) stay fp32."""
+    keep = getattr(model, "_keep_in_fp32_modules", None) or []
+    model.to(dtype)
+    if dtype in (torch.float16, torch.bfloat16):
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            if any(k in name.split(".") for k in keep):
+                t.data = t.data.float()
+    return model
+
+
 def load_transformer(wan_path: str | Path, dtype: torch.dtype = torch.float32, random_init: bool = False):
     """random_init: the architecture of transformer/config.json with fresh weights (benchmarks at real size)."""
     from diffusers import WanTransformer3DModel
     if random_init:
-        return WanTransformer3DModel.from_config(read_config(Path(wan_path) / "transformer" / "config.json")).to(dtype)
+        config = read_config(Path(wan_path) / "transformer" / "config.json")
+        return cast_like_pretrained(WanTransformer3DModel.from_config(config), dtype)
     return WanTransformer3DModel.from_pretrained(Path(wan_path) / "transformer", torch_dtype=dtype)
 
 
