@@ -98,3 +98,27 @@ def test_uneven_prompts_over_zero3_ranks(tmp_path, tiny_models, tiny_shards):
     result = json.loads((step / "scores.json").read_text())
     assert result["videos"] == 3 and result["strategy"] == "upfb"
     assert [r["id"] for r in result["rows"]] == ["000", "001", "002"]
+
+
+def test_upfb_eval_loads_the_large_generator_in_the_compute_dtype(tmp_path, tiny_models, tiny_shards, monkeypatch):
+    """Training at bf16-mixed keeps fp32 master weights; the frozen large generator of an evaluation loads in bf16
+    (what the mixed-precision step computes in), not in the trained parameters' fp32."""
+    import nexus.evaluation.callback as callback
+    from nexus.evaluation.callback import inference_dtype
+    assert inference_dtype("bf16-mixed", torch.float32) is torch.bfloat16
+    assert inference_dtype("16-mixed", torch.float32) is torch.float16
+    assert inference_dtype("32-true", torch.float32) is torch.float32
+    loaded = []
+    real = callback.load_large
+
+    def spy(path, dtype):
+        loaded.append(dtype)
+        return real(path, dtype)
+    monkeypatch.setattr(callback, "load_large", spy)
+    cfg = compose_fit(*tiny_overrides(tmp_path, tiny_models, tiny_shards, "trainer.max_steps=1",
+                                      "trainer.precision=bf16-mixed", "eval.enabled=true", "eval.strategy=upfb",
+                                      f"eval.large={tiny_models['wan_large']}", "eval.prompts=[a red ball]",
+                                      "eval.sampling.num_steps=2"))
+    fit(cfg)
+    step = tmp_path / "runs" / "tiny" / "default" / "eval" / "step_00000001"
+    assert loaded == [torch.bfloat16] and (step / "000.mp4").is_file()

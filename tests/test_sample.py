@@ -158,3 +158,12 @@ def test_wan22_style_large_folder_uses_both_experts(tmp_path, tiny_models):
     one = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a cat", "bridge.strategy=large_only",
                                       "run.name=one")))
     assert not (decode_mp4(two[0]) == decode_mp4(one[0])).all()
+
+
+def test_bf16_sampling_with_wans_fp32_modules(tmp_path, tiny_models, stage1_export):
+    """sampling.dtype=bf16, the default on GPUs, checked on the CPU: from_pretrained keeps Wan's norms, time embedder
+    and scale_shift_table (its first parameter) in fp32, and the inputs must take the dtype of the rest."""
+    (path,) = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a red square", "bridge.strategy=upfb",
+                                          f"small.export={stage1_export}", "sampling.dtype=bf16")))
+    video = decode_mp4(path)
+    assert video.shape[0] == 5 and video.std() > 0

@@ -142,7 +142,7 @@ class AlignmentModule(L.LightningModule):
 
     def compute_loss(self, batch: dict) -> torch.Tensor:
         x0, umt5, vlm = self._features(batch)
-        dtype = next(self.transformer.parameters()).dtype
+        dtype = self.transformer.dtype        # diffusers' rule: not the fp32-kept modules
         x0, b = x0.to(dtype), x0.shape[0]
         g_cpu, g_dev = self._generators()
         # CFG dropout: replace both conditions by the empty prompt's (Omni-Video, p = 0.2)

@@ -77,7 +77,8 @@ class Side:
     @torch.no_grad()
     def velocity(self, z: torch.Tensor, t: torch.Tensor, form: str = "paper", batched: bool = True) -> torch.Tensor:
         model, scale = self.expert(float(t))
-        dtype = next(model.parameters()).dtype
+        # diffusers' model.dtype skips the modules kept in fp32 (Wan's first parameter, scale_shift_table, is one)
+        dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype
         b = z.shape[0]
         null_context = self.null_context.expand(b, -1, -1)     # one null condition for every prompt of the batch
         if batched:
