@@ -45,6 +45,15 @@ def test_ddp_strategy():
     assert s._process_group_backend == (None if torch.cuda.is_available() else "gloo")
 
 
+def test_collective_timeout_is_configurable():
+    from datetime import timedelta
+    assert ddp_strategy()._timeout == timedelta(minutes=30)                 # torch's default, kept as the default
+    assert ddp_strategy(timeout_minutes=90)._timeout == timedelta(minutes=90)
+    assert deepspeed_strategy(stage=2, timeout_minutes=120)._timeout == timedelta(hours=2)
+    with pytest.raises(ValueError, match="strategy.timeout_minutes=0 must be > 0"):
+        ddp_strategy(timeout_minutes=0)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

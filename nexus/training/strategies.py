@@ -13,6 +13,7 @@ CPU notes:
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +85,20 @@ class CPUDeepSpeedStrategy(AtomicDeepSpeedStrategy):
         return torch.device("cpu", self.local_rank)
 
 
+def collective_timeout(minutes: float) -> timedelta:
+    """How long a collective (a barrier, an all-reduce) waits for the slowest rank before the run fails. torch's
+    default is 30 min; loading tens of GB of weights on every rank from shared storage can take longer."""
+    if not minutes > 0:
+        raise ValueError(f"strategy.timeout_minutes={minutes} must be > 0")
+    return timedelta(minutes=minutes)
+
+
 def deepspeed_strategy(
     stage: int = 2,
     offload_optimizer: bool = False,
     offload_parameters: bool = False,
     cpu: bool | None = None,
+    timeout_minutes: float = 30,
     **kwargs: Any,
 ) -> DeepSpeedStrategy:
     """DeepSpeed ZeRO ``stage`` strategy; the CPU/gloo variant when ``cpu`` or (``cpu is None`` and no CUDA)."""
@@ -97,10 +107,12 @@ def deepspeed_strategy(
     if cpu is None:
         cpu = not torch.cuda.is_available()
     cls = CPUDeepSpeedStrategy if cpu else AtomicDeepSpeedStrategy
-    return cls(stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters, **kwargs)
+    return cls(stage=stage, offload_optimizer=offload_optimizer, offload_parameters=offload_parameters,
+               timeout=collective_timeout(timeout_minutes), **kwargs)
 
 
-def ddp_strategy(find_unused_parameters: bool = False, **kwargs: Any) -> DDPStrategy:
+def ddp_strategy(find_unused_parameters: bool = False, timeout_minutes: float = 30, **kwargs: Any) -> DDPStrategy:
     """``DDPStrategy`` with gloo on CPU-only machines (NCCL default otherwise)."""
     kwargs.setdefault("process_group_backend", None if torch.cuda.is_available() else "gloo")
-    return DDPStrategy(find_unused_parameters=find_unused_parameters, **kwargs)
+    return DDPStrategy(find_unused_parameters=find_unused_parameters, timeout=collective_timeout(timeout_minutes),
+                       **kwargs)
