@@ -55,13 +55,14 @@ class Settings:
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     test_scenes: int | None = None    # None: every held-out scene
     sweep: bool = True            # the RMS modes and the gamma_w sweep (one seed)
+    strategies: list | None = None    # None: every configuration of nexus.lab.experiment.configs; else these
     seed: int = 0
 
 
 SCALES = {"full": Settings(),
           "ci": Settings(per_scene=2, vae_steps=4, understanding_steps=4, small_steps=4, large_steps=4,
                          stage1_steps=40, sample_steps=2, seeds=[0], test_scenes=1, sweep=False,
-                         val_scenes=1, guidance_grid=[1.0, 2.0])}
+                         val_scenes=1, guidance_grid=[1.0], strategies=["small_only", "large_only", "upfb"])}
 
 
 def digest(obj) -> str:
@@ -87,7 +88,7 @@ class Lab:
                "understanding": ["understanding_steps", "seed"], "features": [],
                "generators": ["small_steps", "large_steps"],
                "stage1": ["stage1_steps"], "validation": ["val_scenes", "guidance_grid", "sample_steps"],
-               "experiment": ["sample_steps", "seeds", "test_scenes", "sweep"], "diagnosis": [],
+               "experiment": ["sample_steps", "seeds", "test_scenes", "sweep", "strategies"], "diagnosis": [],
                "report": []}[name]
         own = {k: s[k] for k in own}
         # what the code decides also makes a stage's output: the networks' shapes and the recipes' settings
@@ -250,6 +251,9 @@ class Lab:
     def stage_validation(self, log) -> dict:
         from nexus.lab.experiment import judge_folder
         prompts = self.path("data", "val_prompts.jsonl")
+        grid = self.settings.guidance_grid
+        if len(grid) == 1:          # nothing to choose between
+            return {"guidance_small": grid[0], "guidance_large": grid[0], "plain_score": None, "prompts": str(prompts)}
         scores = {}
         for which in ("small", "large"):
             for g in self.settings.guidance_grid:
@@ -258,8 +262,7 @@ class Lab:
                           f"sampling.guidance_{which}={g}", log=log)
                 scores.setdefault(which, {})[g] = judge_folder(out, prompts)["plain_score"]
             log(f"validation: {which}_only plain score by guidance {scores[which]}")
-        # the best plain score; a tie goes to the smaller scale (the grid's order)
-        best = {w: max(self.settings.guidance_grid, key=lambda g: (s[g], -g)) for w, s in scores.items()}
+        best = {w: best_guidance(s) for w, s in scores.items()}
         return {"guidance_small": best["small"], "guidance_large": best["large"], "plain_score": scores,
                 "prompts": str(prompts)}
 
@@ -268,7 +271,8 @@ class Lab:
         prompts = self.path("data", "test_prompts.jsonl")
         results = {"ground_truth": {0: ground_truth(prompts, self.settings.size)}}
         for name, overrides, sweep in configs(self.settings.sample_steps):
-            if sweep and not self.settings.sweep:
+            if (sweep and not self.settings.sweep) or (self.settings.strategies is not None
+                                                       and name not in self.settings.strategies):
                 continue
             for seed in self.settings.seeds[:1] if sweep else self.settings.seeds:
                 out = self.path("samples", name, f"seed{seed}")
@@ -303,6 +307,11 @@ class Lab:
         records = {name: self.done(name) for name in STAGES[:-1]}
         return report(json.loads(self.path("experiment.json").read_text()), records, self.path("report"),
                       self.logger, log)
+
+
+def best_guidance(scores: dict[float, float]) -> float:
+    """The guidance scale with the best plain score; a tie goes to the smaller scale."""
+    return max(scores, key=lambda g: (scores[g], -g))
 
 
 def losses(run: Path) -> dict:
