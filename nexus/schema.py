@@ -155,6 +155,7 @@ class Bench:
     steps: int = MISSING
     warmup: int = MISSING
     preset: Optional[str] = MISSING
+    layers: Optional[int] = MISSING
     vlm_tokens: int = MISSING
     text_tokens: int = MISSING
     out: Optional[str] = MISSING

@@ -4,6 +4,8 @@ from pathlib import Path
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
 
 
@@ -21,6 +23,25 @@ def test_bench_train_prints_a_table_and_writes_json(tmp_path, tiny_models):
     assert row["s_per_it"] > 0 and row["samples_per_s"] == 2 / row["s_per_it"]
     assert row["latent_tokens_per_sample"] == 3 * 2 * 2 and row["mfu"] is None and row["model_tflops_per_step"] > 0
     assert "| recipe | device | shape | batch | s/it (median) |" in r.stdout
+
+
+def test_bench_train_real_width_shallow(tmp_path):
+    """bench.preset + bench.layers: Wan2.1-1.3B's width with one block, trained alone (wan13b_t2v) on the CPU; its
+    model FLOPs are those of that architecture (nexus.training.flops, 3x forward: all weights train)."""
+    from nexus.models.presets import PRESETS
+    from nexus.training.flops import wan_forward_flops
+    out = tmp_path / "bench.json"
+    common = ["recipe=wan13b_t2v", "bench.steps=1", "bench.warmup=1", f"bench.out={out}", f"run.root={tmp_path}/runs",
+              "trainer.accelerator=cpu", "trainer.devices=1", "trainer.precision=32-true", "data.num_frames=5",
+              "data.height=32", "data.width=32", "strategy=auto"]
+    r = run("tools/bench_train.py", *common, "bench.layers=1")
+    assert r.returncode != 0 and "bench.layers=1: a depth override needs bench.preset" in r.stderr
+    r = run("tools/bench_train.py", *common, "bench.preset=wan2.1-t2v-1.3b", "bench.layers=1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads(out.read_text())
+    assert row["layers"] == 1 and row["preset"] == "wan2.1-t2v-1.3b"
+    arch = dict(PRESETS["wan2.1-t2v-1.3b"], num_layers=1)
+    assert row["model_tflops_per_step"] == pytest.approx(3 * wan_forward_flops(arch, 2 * 2 * 2, 512) / 1e12)
 
 
 def test_export_cli_errors(tmp_path):

@@ -28,6 +28,8 @@ from safetensors.torch import save_file  # noqa: E402
 
 from nexus.cli import ROOT, Tool, hydra_tool  # noqa: E402
 from nexus.models.presets import PRESETS  # noqa: E402
+from nexus.training.callbacks import compute_dtype  # noqa: E402
+from nexus.training.flops import peak_flops  # noqa: E402
 from nexus.schema import Fit  # noqa: E402
 from nexus.models.tiny import ensure_tiny_models  # noqa: E402
 from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
@@ -64,11 +66,14 @@ def main(cfg) -> None:
     d, m = cfg.data, cfg.model
     check_clip_shape(d.num_frames, d.height, d.width)
     tmp = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
+    if bc.layers is not None and (not preset or bc.layers < 1):
+        raise ValueError(f"bench.layers={bc.layers}: a depth override needs bench.preset and at least 1 layer")
     if preset:                       # a real generator's architecture with random weights: no download
         if preset not in PRESETS:
             raise ValueError(f"bench.preset={preset}: choose one of {sorted(PRESETS)}")
         (tmp / "wan" / "transformer").mkdir(parents=True)
-        (tmp / "wan" / "transformer" / "config.json").write_text(json.dumps(PRESETS[preset]))
+        arch = dict(PRESETS[preset], **({"num_layers": bc.layers} if bc.layers else {}))   # real width, shallow
+        (tmp / "wan" / "transformer" / "config.json").write_text(json.dumps(arch))
         wan = str(tmp / "wan")
     else:
         wan = cfg.paths.wan or ensure_tiny_models(cfg.paths.tiny_models)["wan"]
@@ -95,7 +100,9 @@ def main(cfg) -> None:
     tokens = shape[1] * (shape[2] // 2) * (shape[3] // 2)
     flops = module.batch_flops(data.dataset[0]) * trainer.world_size
     dev = module.device
-    peak_flops = get_available_flops(dev, torch.bfloat16 if "bf16" in str(cfg.trainer.precision) else torch.float32)
+    peak = get_available_flops(dev, torch.bfloat16 if "bf16" in str(cfg.trainer.precision) else torch.float32)
+    if peak is None and dev.type == "cuda":      # GPUs Lightning's table lacks (H200, H20)
+        peak = peak_flops(torch.cuda.get_device_name(dev), compute_dtype(cfg.trainer.precision))
     row = {"recipe": cfg.name, "preset": preset, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            "precision": str(cfg.trainer.precision), "strategy": type(trainer.strategy).__name__,
            "world_size": trainer.world_size, "shape": [d.num_frames, d.height, d.width], "batch_size": b,
@@ -105,7 +112,8 @@ def main(cfg) -> None:
            "peak_memory_gb": (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
                               else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 1e9,
            "peak_memory_kind": "cuda max allocated" if dev.type == "cuda" else "process max RSS",
-           "mfu": flops / s_it / (peak_flops * trainer.world_size) if peak_flops else None}
+           "layers": module.transformer.config.num_layers,
+           "mfu": flops / s_it / (peak * trainer.world_size) if peak else None}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=2))
     mfu = "n/a (no peak FLOPs for this device)" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"
