@@ -104,10 +104,10 @@ def test_upfb_eval_loads_the_large_generator_in_the_compute_dtype(tmp_path, tiny
     """Training at bf16-mixed keeps fp32 master weights; the frozen large generator of an evaluation loads in bf16
     (what the mixed-precision step computes in), not in the trained parameters' fp32."""
     import nexus.evaluation.callback as callback
-    from nexus.evaluation.callback import inference_dtype
-    assert inference_dtype("bf16-mixed", torch.float32) is torch.bfloat16
-    assert inference_dtype("16-mixed", torch.float32) is torch.float16
-    assert inference_dtype("32-true", torch.float32) is torch.float32
+    from nexus.training.flops import precision_dtype
+    assert precision_dtype("bf16-mixed") is torch.bfloat16
+    assert precision_dtype("16-mixed") is torch.float16
+    assert precision_dtype("32-true") is None          # full precision: the trained parameters' own dtype
     loaded = []
     real = callback.load_large
 

@@ -40,13 +40,13 @@ def test_forward_flops_and_the_backward_factor_by_training_mode():
 def test_peak_flops_of_the_gpus_lightning_lacks():
     from lightning.fabric.utilities.throughput import get_available_flops
 
-    from nexus.training.callbacks import compute_dtype
-    from nexus.training.flops import peak_flops
+    from nexus.training.flops import available_flops, compute_dtype, peak_flops
     assert peak_flops("NVIDIA H200", "bf16") == 989.5e12 and peak_flops("NVIDIA H200 NVL", "tf32") == 494.5e12
     assert peak_flops("NVIDIA H20", "bf16") == 148e12 and peak_flops("NVIDIA H20", "fp32") == 44e12
     assert peak_flops("NVIDIA H100 80GB HBM3", "bf16") is None        # Lightning's own table has it
     assert compute_dtype("bf16-mixed") == "bf16" and compute_dtype("16-mixed") == "fp16"
     assert compute_dtype("32-true") in ("fp32", "tf32")
+    assert available_flops(torch.device("cpu"), "bf16-mixed") is None
     # the H100 is in Lightning's table at the same dense bf16 peak as our H200 entry (same tensor cores)
     assert abs(get_available_flops.__globals__["_CUDA_FLOPS"]["h100 sxm"][torch.bfloat16] - 989.5e12) < 1e12
 

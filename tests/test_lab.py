@@ -128,6 +128,8 @@ def test_reduced_lab_runs_every_stage_and_resumes(tmp_path):
     for losses in diag["connector_use"].values():      # the stage-1 generator's loss with each half of its context
         assert set(losses) == {"full", "umt5_null", "connector_null", "both_null"}
         assert all(0 < v < 10 for v in losses.values())
+        # each context really differs: the generator reads UMT5, so replacing it moves the loss
+        assert losses["full"] != losses["umt5_null"] and losses["connector_null"] != losses["both_null"]
     results = json.loads((root / "experiment.json").read_text())
     assert {"ground_truth", "small_only", "large_only", "upfb"} == set(results)     # the ci scale's strategies
     for name in set(results) - {"ground_truth"}:

@@ -167,3 +167,13 @@ def test_bf16_sampling_with_wans_fp32_modules(tmp_path, tiny_models, stage1_expo
                                           f"small.export={stage1_export}", "sampling.dtype=bf16")))
     video = decode_mp4(path)
     assert video.shape[0] == 5 and video.std() > 0
+
+
+def test_a_stage1_export_is_sampled_with_the_context_length_it_trained_with(tmp_path, tiny_models, stage1_export):
+    """The export's nexus.json records model.context_len; another sampling.context_len pads the small generator's
+    context differently from training (Wan does not mask padding), so it is refused before any weights load."""
+    args = base(tmp_path, tiny_models, "prompt=a red square", f"small.export={stage1_export}")
+    with pytest.raises(ValueError, match=r"small.export=.* was trained with context_len=540 .* "
+                                         r"sample it with sampling.context_len=540"):
+        sample(compose_sample(*args, "sampling.context_len=600"))
+    assert not list((tmp_path / "runs").rglob("*.mp4"))

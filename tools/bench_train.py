@@ -23,13 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from lightning.fabric.utilities.throughput import get_available_flops  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 from nexus.cli import ROOT, Tool, hydra_tool  # noqa: E402
 from nexus.models.presets import PRESETS  # noqa: E402
-from nexus.training.callbacks import compute_dtype  # noqa: E402
-from nexus.training.flops import peak_flops  # noqa: E402
+from nexus.training.flops import available_flops  # noqa: E402
 from nexus.schema import Fit  # noqa: E402
 from nexus.models.tiny import ensure_tiny_models  # noqa: E402
 from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
@@ -100,9 +98,7 @@ def main(cfg) -> None:
     tokens = shape[1] * (shape[2] // 2) * (shape[3] // 2)
     flops = module.batch_flops(data.dataset[0]) * trainer.world_size
     dev = module.device
-    peak = get_available_flops(dev, torch.bfloat16 if "bf16" in str(cfg.trainer.precision) else torch.float32)
-    if peak is None and dev.type == "cuda":      # GPUs Lightning's table lacks (H200, H20)
-        peak = peak_flops(torch.cuda.get_device_name(dev), compute_dtype(cfg.trainer.precision))
+    peak = available_flops(dev, cfg.trainer.precision)
     row = {"recipe": cfg.name, "preset": preset, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            "precision": str(cfg.trainer.precision), "strategy": type(trainer.strategy).__name__,
            "world_size": trainer.world_size, "shape": [d.num_frames, d.height, d.width], "batch_size": b,

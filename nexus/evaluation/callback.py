@@ -24,6 +24,7 @@ from nexus.inference.prompts import Prompt, load_prompts
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.conditioning import WAN_TEXT_LEN
 from nexus.models.loading import DTYPES
+from nexus.training.flops import precision_dtype
 
 
 def _gather(rows: list) -> list:
@@ -38,18 +39,6 @@ def eval_prompts(prompts: list[str] | None, prompt_file: str | None) -> list[Pro
     if not prompts:
         raise ValueError("eval: give eval.prompts=[...] or eval.prompt_file=<file> (or set eval.every_n_steps=0)")
     return [Prompt(f"{i:03d}", t) for i, t in enumerate(prompts)]
-
-
-def inference_dtype(precision: str, trained: torch.dtype) -> torch.dtype:
-    """The dtype the frozen large generator samples in during training at `precision`: mixed precision computes in
-    bf16 / fp16, so it loads in that dtype, not in the fp32 of the trained master weights (4x the memory, and far
-    slower on tensor cores). The small generator samples in its own parameters' dtype."""
-    p = str(precision)
-    if "bf16" in p:
-        return torch.bfloat16
-    if p.startswith("16"):
-        return torch.float16
-    return trained
 
 
 class PeriodicEval(L.Callback):
@@ -105,7 +94,10 @@ class PeriodicEval(L.Callback):
         if self.strategy == "upfb":
             if pl_module.device.type == "cuda":
                 torch.cuda.empty_cache()       # the training step's cached blocks, before the large generator comes
-            bm.large, bm.large_2 = load_large(self.large_path, inference_dtype(pl_module.trainer.precision, dtype))
+            # in the dtype the training step computes in (bf16 under bf16-mixed), not in the fp32 of the trained
+            # master weights: 4x the memory, and far slower on tensor cores
+            large_dtype = precision_dtype(pl_module.trainer.precision) or dtype
+            bm.large, bm.large_2 = load_large(self.large_path, large_dtype)
             bm.large.to(pl_module.device)
             if bm.large_2 is not None:
                 bm.large_2.to(pl_module.device)

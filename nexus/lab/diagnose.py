@@ -13,12 +13,10 @@ connector_use        Does the stage-1 small generator read the connector's token
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load
 
 from nexus.lab.world import ATTRIBUTES, BACKGROUNDS, COLOURS, POSITIONS, SHAPES, plain_caption, reasoning_caption
 
@@ -71,15 +69,12 @@ def understanding_probe(vlm_folder: Path, train, test, steps: int = 600, seed: i
     return out
 
 
-def training_features(folder: Path, n: int) -> list[dict[str, torch.Tensor]]:
-    """The first n samples of tools/precompute.py's shards in `folder`."""
-    out = []
-    for shard in sorted(Path(folder).glob("*.tar")):
-        with tarfile.open(shard) as t:
-            out += [load(t.extractfile(m).read()) for m in t.getmembers() if m.name.endswith(".safetensors")]
-        if len(out) >= n:
-            break
-    return out[:n]
+def training_features(folder: Path, n: int) -> list[dict]:
+    """The first n samples of tools/precompute.py's shards in `folder`, read as the training DataModule reads them."""
+    from nexus.data.datamodule import DecodedShards
+    from nexus.data.shards import ShardIndex
+    shards = DecodedShards(ShardIndex(sorted(Path(folder).glob("*.tar"))), "features", 1, 0, 0)
+    return [shards[i] for i in range(min(n, len(shards)))]
 
 
 @torch.no_grad()

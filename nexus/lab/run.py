@@ -35,6 +35,7 @@ from nexus.provenance import read_json, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_VAE = ROOT / "data" / "lab" / "vae"
+RECIPES = {"generators": "lab_generator", "stage1": "lab_stage1"}     # the tools/fit.py recipe of each training stage
 STAGES = ("world", "text", "vae", "understanding", "features", "generators", "stage1", "validation", "experiment",
           "diagnosis", "report")
 
@@ -95,9 +96,10 @@ class Lab:
         from nexus.lab import parts
         own |= {"features": {"small": parts.SMALL, "large": parts.LARGE},
                 "understanding": {"vlm": parts.VLM_TEXT}}.get(name, {})
-        if name in ("generators", "stage1"):
-            recipe = ROOT / "recipes" / "recipe" / f"lab_{'generator' if name == 'generators' else 'stage1'}.yaml"
-            own["recipe"] = hashlib.sha256(recipe.read_bytes()).hexdigest()[:12]
+        if name in RECIPES:            # its values, not its comments
+            from omegaconf import OmegaConf
+            own["recipe"] = digest(OmegaConf.to_container(OmegaConf.load(ROOT / "recipes" / "recipe" /
+                                                                         f"{RECIPES[name]}.yaml")))
         before = STAGES[:STAGES.index(name)]
         return {"own": own, "vae": "train" if self.train_vae else "shipped",
                 "before": [(self.done(b) or {}).get("settings_digest") for b in before]}
@@ -227,7 +229,7 @@ class Lab:
         info = {}
         for which, steps in (("small", self.settings.small_steps), ("large", self.settings.large_steps)):
             base = self.path("parts", f"wan_{which}_init")
-            self.tool("fit.py", "recipe=lab_generator", f"paths.wan={base}", f"run.name={which}",
+            self.tool("fit.py", f"recipe={RECIPES['generators']}", f"paths.wan={base}", f"run.name={which}",
                       *self.feature_overrides(), *self.fit_overrides(steps), log=log)
             run = self.path("runs", "lab_generator", which)
             out = self.path("models", f"wan_{which}")
@@ -237,7 +239,7 @@ class Lab:
         return info
 
     def stage_stage1(self, log) -> dict:
-        self.tool("fit.py", "recipe=lab_stage1", f"paths.wan={self.path('models', 'wan_small')}",
+        self.tool("fit.py", f"recipe={RECIPES['stage1']}", f"paths.wan={self.path('models', 'wan_small')}",
                   f"paths.vlm={self.path('models', 'vlm')}", *self.feature_overrides(),
                   f"eval.prompt_file={self.path('data', 'eval_prompts.jsonl')}", "run.name=default",
                   f"eval.every_n_steps={max(1, self.settings.stage1_steps // 2)}",
@@ -256,7 +258,7 @@ class Lab:
             return {"guidance_small": grid[0], "guidance_large": grid[0], "plain_score": None, "prompts": str(prompts)}
         scores = {}
         for which in ("small", "large"):
-            for g in self.settings.guidance_grid:
+            for g in grid:
                 out = self.path("validation", which, f"guidance{g}")
                 self.tool("sample.py", *self.sample_overrides(out, 0, prompts), f"bridge.strategy={which}_only",
                           f"sampling.guidance_{which}={g}", log=log)
@@ -292,6 +294,9 @@ class Lab:
     def sample_overrides(self, out: Path, seed: int, prompts: Path | None = None) -> list[str]:
         """tools/sample.py on the lab's models; the experiment's with the guidance scales validation chose."""
         chosen = (self.done("validation") or {}).get("info", {}) if prompts is None else {}
+        # the context lengths the models were trained with (recipes lab_generator, lab_stage1), as their exports say
+        trained = {"text_len": read_json(self.path("models", "wan_large", "nexus.json"))["text_len"],
+                   "context_len": read_json(self.path("models", "stage1", "nexus.json"))["context_len"]}
         return [f"paths.small={self.path('models', 'wan_small')}", f"paths.large={self.path('models', 'wan_large')}",
                 f"paths.vlm={self.path('models', 'vlm')}", f"small.export={self.path('models', 'stage1')}",
                 f"prompt_file={prompts or self.path('data', 'test_prompts.jsonl')}", f"out_dir={out}",
@@ -299,8 +304,8 @@ class Lab:
                 "sampling.num_frames=1",
                 f"sampling.height={self.settings.size}", f"sampling.width={self.settings.size}",
                 f"sampling.num_steps={self.settings.sample_steps}", f"sampling.seed={seed}", "sampling.dtype=fp32",
-                "sampling.context_len=100", "sampling.text_len=32", "sampling.progress=false", "sampling.batch_size=32", "trainer.accelerator=cpu",
-                "trainer.devices=1"]
+                *[f"sampling.{k}={v}" for k, v in trained.items()], "sampling.progress=false",
+                "sampling.batch_size=32", "trainer.accelerator=cpu", "trainer.devices=1"]
 
     def stage_report(self, log) -> dict:
         from nexus.lab.experiment import report

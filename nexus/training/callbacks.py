@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nexus.shapes import latent_tokens
-from nexus.training.flops import peak_flops
+from nexus.training.flops import available_flops
 from nexus.slurm.resume import prune_hpc_saves, remove_save
 
 
@@ -155,22 +155,10 @@ class PeakAwareThroughputMonitor(ThroughputMonitor):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        device = trainer.strategy.root_device
-        if self.available_flops is None and device.type == "cuda":
-            peak = peak_flops(torch.cuda.get_device_name(device), compute_dtype(trainer.precision))
-            self.available_flops = peak
+        if self.available_flops is None:
+            self.available_flops = available_flops(trainer.strategy.root_device, trainer.precision)
             for throughput in self._throughputs.values():
-                throughput.available_flops = peak
-
-
-def compute_dtype(precision: str) -> str:
-    """Trainer precision -> the dtype the matmuls run in (fp32 runs as tf32 unless matmul precision is highest)."""
-    p = str(precision)
-    if "bf16" in p:
-        return "bf16"
-    if "16" in p:
-        return "fp16"
-    return "fp32" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+                throughput.available_flops = self.available_flops
 
 
 def throughput_monitor(window_size: int = 10) -> ThroughputMonitor:

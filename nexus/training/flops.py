@@ -7,6 +7,8 @@ frozen) still carries the gradients of its inputs back, for the connector or the
 weight gradients: 2 x forward (torch's FLOP counter gives 1.9x on a 4-layer Wan, tests/test_flops.py)."""
 from __future__ import annotations
 
+import torch
+
 
 def wan_forward_flops(cfg: dict, tokens: int, context: int) -> float:
     d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
@@ -61,3 +63,29 @@ def peak_flops(device_name: str, dtype: str) -> float | None:
         if chip in name:
             return PEAK_FLOPS[chip].get(dtype)
     return None
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """The dtype a Trainer precision computes in: bf16 / fp16 for the 16-bit ones (mixed or true), None for full
+    precision (the parameters' own dtype)."""
+    p = str(precision)
+    if "bf16" in p:
+        return torch.bfloat16
+    return torch.float16 if p.startswith("16") else None
+
+
+def compute_dtype(precision: str) -> str:
+    """precision -> the PEAK_FLOPS key: fp32 matmuls run as tf32 unless torch's matmul precision is "highest"."""
+    dtype = precision_dtype(precision)
+    if dtype is not None:
+        return "bf16" if dtype is torch.bfloat16 else "fp16"
+    return "fp32" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+
+
+def available_flops(device: torch.device, precision: str) -> float | None:
+    """Dense peak FLOP/s of a CUDA device at a Trainer precision: Lightning's table, else ours; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    from lightning.fabric.utilities.throughput import get_available_flops
+    return get_available_flops(device, precision_dtype(precision) or torch.float32) or \
+        peak_flops(torch.cuda.get_device_name(device), compute_dtype(precision))
