@@ -162,6 +162,15 @@ class Bench:
 
 
 @dataclass
+class FitPlan:
+    gpu: str = MISSING
+    generator: str = MISSING
+    large: str = MISSING
+    vlm: str = MISSING
+    vlm_tokens: int = MISSING
+
+
+@dataclass
 class Fit:
     name: str = MISSING
     seed: int = MISSING
@@ -175,6 +184,7 @@ class Fit:
     eval: Eval = field(default_factory=Eval)
     logger: Logger = field(default_factory=Logger)
     bench: Bench = field(default_factory=Bench)
+    plan: FitPlan = field(default_factory=FitPlan)
     strategy: Dict[str, Any] = MISSING
 
 
@@ -236,6 +246,19 @@ class Sampling:
     text_len: int = MISSING
     batch_size: int = MISSING
     progress: bool = MISSING
+    offload: str = MISSING
+    encoders: str = MISSING
+    vae_tiling: bool = MISSING
+
+
+@dataclass
+class SamplePlan:
+    gpu: str = MISSING
+    small: str = MISSING
+    large: str = MISSING
+    vlm: str = MISSING
+    vlm_tokens: int = MISSING
+    connector: bool = MISSING
 
 
 @dataclass
@@ -259,6 +282,7 @@ class Sample:
     bridge: Bridge = field(default_factory=Bridge)
     sampling: Sampling = field(default_factory=Sampling)
     trainer: SampleTrainer = field(default_factory=SampleTrainer)
+    plan: SamplePlan = field(default_factory=SamplePlan)
 
 
 @dataclass

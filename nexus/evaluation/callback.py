@@ -89,7 +89,9 @@ class PeriodicEval(L.Callback):
                                                      hp.instruction, "cpu")
             enc = self._encoders
         bm.small, bm.connector, bm.encoders, bm.vae = pl_module.transformer, pl_module.connector, enc, enc.vae
-        bm.offload_encoders = False      # on the device for the whole evaluation, not moved per prompt
+        # the training run's own models stay where training keeps them; the encoders stay on the device for the
+        # whole evaluation, not moved per prompt
+        bm.pinned = (bm.small, bm.connector, bm.vae, enc.umt5, enc.vlm)
         enc.to(pl_module.device)
         if self.strategy == "upfb":
             if pl_module.device.type == "cuda":
@@ -97,10 +99,7 @@ class PeriodicEval(L.Callback):
             # in the dtype the training step computes in (bf16 under bf16-mixed), not in the fp32 of the trained
             # master weights: 4x the memory, and far slower on tensor cores
             large_dtype = precision_dtype(pl_module.trainer.precision) or dtype
-            bm.large, bm.large_2 = load_large(self.large_path, large_dtype)
-            bm.large.to(pl_module.device)
-            if bm.large_2 is not None:
-                bm.large_2.to(pl_module.device)
+            bm.large, bm.large_2 = load_large(self.large_path, large_dtype)    # on the CPU: placed when used
         bm._device = pl_module.device      # LightningModule.device: its parts already sit on the training device
         return bm, enc
 

@@ -18,6 +18,7 @@ from nexus.inference.provenance import check_folder, claim_folder, new_record, n
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights
 from nexus.models.tiny import ensure_tiny_models
+from nexus.plan.sample import check_sample
 from nexus.slurm.resume import checkpoint_problem
 
 LARGE_LAYOUT = {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)}
@@ -52,6 +53,9 @@ def sample(cfg: DictConfig) -> list[str]:
         check_export(export, p.vlm)
     check_lengths(p.small if need_small else None, p.large if cfg.bridge.strategy != "small_only" else None, export,
                   s.text_len, s.context_len)
+    memory = check_sample(cfg)      # refuses what cannot fit on plan.gpu (the CUDA device by default)
+    if memory is not None and rank_zero_only.rank == 0:
+        print(memory.table())
     if rank_zero_only.rank == 0:
         record = claim_folder(out_dir, record, prompts, old, overwrite)
         console.attach_log(out_dir / "sample.log")

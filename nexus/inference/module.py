@@ -1,10 +1,12 @@
 """UPFB inference as a LightningModule: `Trainer.predict` spreads prompts over devices, `predict_step`
 turns prompts into videos (paper Sec. 3.3, Algorithm 1).
 
-Loaded once: the frozen large generator (any diffusers Wan folder; Wan2.2-A14B's second expert and
+Loaded once, on the CPU: the frozen large generator (any diffusers Wan folder; Wan2.2-A14B's second expert and
 boundary_ratio come from its model_index.json), the small generator + connector from a stage-1 export (or the
-stock small Wan folder with a UMT5-only context, the baseline), the shared VAE, UMT5 and the VLM. Prompts are
-encoded once per batch, then the encoders go back to the CPU while the generators sample.
+stock small Wan folder with a UMT5-only context, the baseline), the shared VAE, UMT5 and the VLM. None of them is
+a submodule: Lightning never moves them all to the device at once. Each batch runs three phases, and before each
+the placement (sampling.offload, sampling.encoders; nexus.plan.sample) puts on the device what the phase runs:
+encode (UMT5, VLM, connector), sample (the generators; of Wan2.2-A14B's experts the active one), decode (VAE).
 Each video is written as <out_dir>/<prompt id>.mp4 (atomically; a finished one is skipped, so a killed job
 resumes) with a noise seed derived from (seed, prompt id).
 """
@@ -25,6 +27,7 @@ from nexus.models.encoders import FrozenEncoders
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import DTYPES, read_config
 from nexus.models.understanding import INSTRUCTION
+from nexus.plan.sample import check_placement
 from nexus.shapes import check_clip_shape, latent_shape
 from nexus.upfb.sampler import BridgeConfig, Side, sample
 
@@ -65,8 +68,11 @@ def to_frames(video: torch.Tensor) -> np.ndarray:
     return ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
 
 
+NETS = ("small", "large", "large_2", "connector", "vae")
+
+
 class BridgeModule(L.LightningModule):
-    offload_encoders = True      # back to the CPU after each encoding; false where they must stay (eval in fit)
+    pinned: tuple = ()           # models the placement never moves (eval in fit: the training run's own)
 
     def __init__(self, small_path: str, large_path: str, out_dir: str, export: str | None = None,
                  vlm_path: str | None = None, num_frames: int = 81, height: int = 480, width: int = 832,
@@ -74,12 +80,21 @@ class BridgeModule(L.LightningModule):
                  bridge: dict | None = None, guidance_small: float = 5.0, guidance_large: float = 5.0,
                  guidance_large_2: float | None = None, dtype: str = "bf16", allow_latent_mismatch: bool = False,
                  context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True,
-                 text_len: int = WAN_TEXT_LEN):
+                 text_len: int = WAN_TEXT_LEN, offload: str = "model", encoders: str = "device",
+                 vae_tiling: bool = False):
         super().__init__()
         self.bridge_config = check_settings(num_frames, height, width, num_steps, scheduler, dtype, bridge)
+        check_placement(offload, encoders)
         self.save_hyperparameters()
         self.small = self.large = self.large_2 = self.connector = self.vae = None
-        self.encoders: FrozenEncoders | None = None     # offloaded between uses: not a submodule
+        self.encoders: FrozenEncoders | None = None
+        self._grouped: list = []
+
+    def __setattr__(self, name, value):
+        if name in NETS:          # a plain attribute, not a submodule: the placement moves it, not Lightning
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # ---- loading --------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -106,12 +121,58 @@ class BridgeModule(L.LightningModule):
         self.encoders = FrozenEncoders.load(hp.small_path, hp.vlm_path if self.connector is not None else None,
                                             dt, hp.instruction, "cpu")
         self.vae, self.encoders.vae = self.encoders.vae, None     # the VAE decodes on the generators' device
+        if hp.vae_tiling:
+            self.vae.enable_tiling()
         for m in (self.small, self.large, self.large_2, self.connector, self.vae):
             if m is not None:
                 m.requires_grad_(False)
 
     def setup(self, stage: str) -> None:
         self.configure_model()
+
+    # ---- placement ------------------------------------------------------------------------------------------
+    def place(self, phase: str) -> None:
+        """Put on the device what `phase` (encode | sample | decode) runs. offload=model|group first sends every
+        other model to the CPU (memory is freed before more arrives); offload=none leaves them where they are.
+        The encoders go back to the CPU after encoding under every offload (they serve once per batch)."""
+        hp, enc = self.hparams, self.encoders
+        on_device = hp.encoders == "device"
+        want = {"encode": [enc.umt5, enc.vlm, self.connector] if on_device else [],
+                "sample": [self.small, self.large] + ([self.large_2] if hp.offload == "none" else []),
+                "decode": [self.vae]}[phase]
+        want = [m for m in want if m is not None]
+        movable = [m for m in (self.small, self.large, self.large_2, self.connector, self.vae, enc.umt5, enc.vlm)
+                   if m is not None and not any(m is p for p in self.pinned) and not any(m is g for g in self._grouped)]
+        evict = movable if hp.offload != "none" else [enc.umt5, enc.vlm] if phase != "encode" else []
+        for m in evict:
+            if m is not None and not any(m is w for w in want) and not any(m is p for p in self.pinned):
+                m.to("cpu")
+        if phase == "sample" and hp.offload == "group":
+            self._group_offload()
+        for m in want:
+            if any(m is p for p in movable):
+                m.to(self.device)
+
+    def _group_offload(self) -> None:
+        """diffusers' group offloading of the generators: blocks stream in from the CPU, one ahead on a stream."""
+        for m in (self.small, self.large, self.large_2):
+            if m is None or any(m is p for p in self.pinned) or any(m is g for g in self._grouped):
+                continue
+            m.to("cpu")
+            m.enable_group_offload(onload_device=self.device, offload_device=torch.device("cpu"),
+                                   offload_type="block_level", num_blocks_per_group=1,
+                                   use_stream=self.device.type == "cuda")
+            self._grouped.append(m)
+
+    def swap_expert(self, model: torch.nn.Module) -> None:
+        """Wan2.2-A14B under offload=model: the expert about to run comes to the device, the other leaves first."""
+        if self.hparams.offload != "model" or self.large_2 is None:
+            return
+        other = self.large_2 if model is self.large else self.large
+        if any(model is p for p in self.pinned):
+            return
+        other.to("cpu")
+        model.to(self.device)
 
     def boundary_ratio(self) -> float | None:
         index = Path(self.hparams.large_path) / "model_index.json"
@@ -120,13 +181,10 @@ class BridgeModule(L.LightningModule):
     # ---- conditioning ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def contexts(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (small, small_null, large, large_null) contexts for the prompts; encoders visit the device once."""
-        enc = self.encoders.to(self.device)
-        try:
-            feats = enc.prompts(texts + [""])
-        finally:
-            if self.offload_encoders:
-                enc.to("cpu")
+        """-> (small, small_null, large, large_null) contexts for the prompts, on the device (encoded where
+        sampling.encoders says)."""
+        self.place("encode")
+        feats = self.encoders.prompts(texts + [""])
         dt = DTYPES[self.hparams.dtype]
         umt5 = [u.to(dt) for u in feats["umt5"]]
         large = wan_context(umt5, self.hparams.text_len)
@@ -136,6 +194,7 @@ class BridgeModule(L.LightningModule):
             hidden, mask = pad_tokens([v.to(dt) for v in feats["vlm"]])
             q = self.connector(hidden, mask, video=self.hparams.num_frames > 1)
             small = small_context(q, umt5, self.connector.markers, self.hparams.context_len)
+        small, large = small.to(self.device), large.to(self.device)
         return small[:-1], small[-1:], large[:-1], large[-1:]
 
     # ---- prediction -----------------------------------------------------------------------------------------
@@ -157,10 +216,12 @@ class BridgeModule(L.LightningModule):
                                    generator=torch.Generator().manual_seed(prompt_seed(hp.seed, p.id))) for p in todo])
         small = Side(self.small, cs, cs0, hp.guidance_small) if self.small is not None else None
         large = Side(self.large, cl, cl0, hp.guidance_large, self.large_2, boundary,
-                     hp.guidance_large_2) if self.large is not None else None
+                     hp.guidance_large_2, on_expert=self.swap_expert) if self.large is not None else None
+        self.place("sample")
         z = sample(z.to(self.device), make_scheduler(hp.scheduler, hp.shift), hp.num_steps, self.bridge_config, small,
                    large, progress=hp.progress)
         written = []
+        self.place("decode")
         for p, latent in zip(todo, z):
             video = codec.decode_latents(self.vae, latent[None].to(next(self.vae.parameters()).dtype))[0]
             path = self.video_path(p.id)

@@ -24,7 +24,10 @@ from nexus.provenance import (content_sha256, describe, differences, fingerprint
                               write_json, command_line)
 
 RECORD, MANIFEST = "samples.json", "prompts.jsonl"
-NOT_SETTINGS = ("progress", "batch_size")      # sampling.* keys that leave every video as it is
+# sampling.* keys that leave every video as it is: the placement only moves weights (same device, same kernels;
+# tests/test_placement.py); sampling.encoders=cpu does change the rounding of the prompts' features
+NOT_SETTINGS = ("progress", "batch_size", "offload")
+ADDED = {"encoders": "device", "vae_tiling": False}     # keys newer than some records: their value before
 
 
 def settings(cfg: DictConfig) -> dict:
@@ -64,7 +67,8 @@ def _identity(record: dict) -> dict:
     """What must match for two commands to share a folder: the settings and the weights' content ids, under
     the config keys that name those weights."""
     w = {WEIGHT_KEYS[k]: (v or {}).get("fingerprint") or (v or {}).get("id") for k, v in record["weights"].items()}
-    return {**record["settings"], **w}
+    s = record["settings"]
+    return {**s, "sampling": {**ADDED, **s.get("sampling", {})}, **w}
 
 
 def new_record(cfg: DictConfig) -> dict:

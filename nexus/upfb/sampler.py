@@ -68,6 +68,7 @@ class Side:
     transformer_2: torch.nn.Module | None = None
     boundary_ratio: float | None = None
     guidance_2: float | None = None
+    on_expert: object = None          # called with the expert about to run (the sampler's placement swaps experts)
 
     def expert(self, t: float, num_train_timesteps: int = 1000) -> tuple[torch.nn.Module, float]:
         if self.transformer_2 is None or self.boundary_ratio is None or t >= self.boundary_ratio * num_train_timesteps:
@@ -77,6 +78,8 @@ class Side:
     @torch.no_grad()
     def velocity(self, z: torch.Tensor, t: torch.Tensor, form: str = "paper", batched: bool = True) -> torch.Tensor:
         model, scale = self.expert(float(t))
+        if self.on_expert is not None:
+            self.on_expert(model)
         # diffusers' model.dtype skips the modules kept in fp32 (Wan's first parameter, scale_shift_table, is one)
         dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype
         b = z.shape[0]
