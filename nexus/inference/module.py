@@ -27,7 +27,7 @@ from nexus.models.encoders import FrozenEncoders
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import DTYPES, read_config
 from nexus.models.understanding import INSTRUCTION
-from nexus.plan.sample import check_placement
+from nexus.inference.placement import check_placement, resident
 from nexus.shapes import check_clip_shape, latent_shape
 from nexus.upfb.sampler import BridgeConfig, Side, sample
 
@@ -132,25 +132,20 @@ class BridgeModule(L.LightningModule):
 
     # ---- placement ------------------------------------------------------------------------------------------
     def place(self, phase: str) -> None:
-        """Put on the device what `phase` (encode | sample | decode) runs. offload=model|group first sends every
-        other model to the CPU (memory is freed before more arrives); offload=none leaves them where they are.
-        The encoders go back to the CPU after encoding under every offload (they serve once per batch)."""
+        """Put on the device what `phase` (encode | sample | decode) runs (nexus.inference.placement.resident),
+        every other model to the CPU first, so memory is freed before more arrives."""
         hp, enc = self.hparams, self.encoders
-        on_device = hp.encoders == "device"
-        want = {"encode": [enc.umt5, enc.vlm, self.connector] if on_device else [],
-                "sample": [self.small, self.large] + ([self.large_2] if hp.offload == "none" else []),
-                "decode": [self.vae]}[phase]
-        want = [m for m in want if m is not None]
-        movable = [m for m in (self.small, self.large, self.large_2, self.connector, self.vae, enc.umt5, enc.vlm)
-                   if m is not None and not any(m is p for p in self.pinned) and not any(m is g for g in self._grouped)]
-        evict = movable if hp.offload != "none" else [enc.umt5, enc.vlm] if phase != "encode" else []
-        for m in evict:
-            if m is not None and not any(m is w for w in want) and not any(m is p for p in self.pinned):
+        models = {"umt5": enc.umt5, "vlm": enc.vlm, **{n: getattr(self, n) for n in NETS}}
+        movable = {n: m for n, m in models.items() if m is not None and not any(m is p for p in self.pinned)
+                   and not any(m is g for g in self._grouped)}
+        want = resident(phase, hp.offload, hp.encoders)
+        for name, m in movable.items():            # first free the device ...
+            if name not in want:
                 m.to("cpu")
         if phase == "sample" and hp.offload == "group":
             self._group_offload()
-        for m in want:
-            if any(m is p for p in movable):
+        for name, m in movable.items():            # ... then fill it
+            if name in want and not any(m is g for g in self._grouped):
                 m.to(self.device)
 
     def _group_offload(self) -> None:

@@ -1,64 +1,49 @@
 """The memory plan of `tools/sample.py` / `tools/watch_eval.py` (UPFB inference), and of evaluation during
 training. Three phases per batch of prompts: `encode` (UMT5, the VLM and the connector), `sample` (the
-generators' guided forwards) and `decode` (the VAE). What sits on the GPU in each phase is the sampler's
-placement (nexus.inference.placement):
-
-  sampling.offload=none   every model stays on the GPU throughout (fastest, most memory)
-  sampling.offload=model  a model is on the GPU only in the phase that runs it; of Wan2.2-A14B's two experts only
-                          the active one (the default)
-  sampling.offload=group  as model, and the generators stream their blocks from the CPU (diffusers' group
-                          offloading, block level, a CUDA stream prefetching the next block)
-  sampling.encoders=cpu   UMT5, the VLM and the connector run on the CPU (the reference's t5_cpu)"""
+generators' guided forwards) and `decode` (the VAE). What sits on the GPU in each phase is the sampler's own
+placement table (nexus.inference.placement.resident), so the plan and the sampler cannot disagree."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from nexus.inference.placement import PHASES, check_placement, resident
 from nexus.models.loading import DTYPES, read_config
 from nexus.plan import activations as act
 from nexus.plan import sizes
-from nexus.plan.table import GIB, Plan, gpu_memory, refuse
-
-OFFLOAD = ("none", "model", "group")
-ENCODERS = ("device", "cpu")
-PHASES = ("encode", "sample", "decode")
+from nexus.plan.table import Plan, gpu_memory, refuse
 
 
-def check_placement(offload: str, encoders: str) -> None:
-    if offload not in OFFLOAD:
-        raise ValueError(f"sampling.offload={offload!r}: choose one of {OFFLOAD}")
-    if encoders not in ENCODERS:
-        raise ValueError(f"sampling.encoders={encoders!r}: choose one of {ENCODERS}")
+def phases_of(name: str, offload: str, encoders: str) -> tuple[str, ...]:
+    return tuple(p for p in PHASES if name in resident(p, offload, encoders))
 
 
 def generator_rows(plan: Plan, name: str, cfgs: list[dict], dtype: torch.dtype, offload: str,
-                   phases: tuple[str, ...]) -> None:
-    """Weights of one generator (a list of experts) resident under `offload`."""
+                   encoders: str, key: str) -> None:
+    """Weights of one generator (one expert, or Wan2.2-A14B's two) where the placement keeps them."""
     counts = [sizes.wan_params(c) for c in cfgs]
     b = dtype.itemsize
-    if offload == "none":
-        plan.add(f"{name} weights", b * sum(t for t, _ in counts), phases, how=f"{len(cfgs)} expert(s) resident")
-    elif offload == "model":
-        plan.add(f"{name} weights", b * max(t for t, _ in counts), phases,
-                 how="the active expert only" if len(cfgs) > 1 else "on the GPU while sampling")
-    else:
+    if offload == "group":
         t, block = max(counts)
-        non_block = t - block * cfgs[0]["num_layers"]
-        plan.add(f"{name} weights (group offload)", b * (2 * block + non_block), phases,
-                 how="one block in use + one prefetched, plus embeddings and head")
+        plan.add(f"{name} weights (group offload)", b * (2 * block + t - block * cfgs[0]["num_layers"]),
+                 phases_of(key, offload, encoders), how="one block in use + one prefetched, plus embeddings and head")
+        return
+    plan.add(f"{name} weights", b * counts[0][0], phases_of(key, offload, encoders),
+             how="the active expert" if len(cfgs) > 1 and offload == "model" else "")
+    if len(cfgs) > 1 and offload == "none":
+        plan.add(f"{name} weights, 2nd expert", b * counts[1][0], phases_of("large_2", offload, encoders))
 
 
 def sampling_rows(plan: Plan, small: dict | None, large: list[dict] | None, shape: act.StepShape,
-                  large_shape: act.StepShape, dtype: torch.dtype, offload: str, vae_tiling: bool,
+                  large_shape: act.StepShape, dtype: torch.dtype, offload: str, encoders: str, vae_tiling: bool,
                   batched_cfg: bool, small_resident: bool = False) -> None:
     """The sample and decode phases: generator weights, their forward activations, the VAE's decode."""
-    resident = PHASES if offload == "none" else ("sample",)
     if small is not None and not small_resident:
-        generator_rows(plan, "small generator", [small], dtype, offload, resident)
+        generator_rows(plan, "small generator", [small], dtype, offload, encoders, "small")
     if large:
-        generator_rows(plan, "large generator", large, dtype, offload, resident)
+        generator_rows(plan, "large generator", large, dtype, offload, encoders, "large")
     forwards = [act.generator_forward(act._freeze(small), shape, dtype, batched_cfg)] if small else []
     forwards += [act.generator_forward(act._freeze(c), large_shape, dtype, batched_cfg) for c in large or []]
     plan.add("activations: guided forward", max(forwards), "sample",
@@ -97,24 +82,22 @@ def sample_plan(cfg: DictConfig) -> Plan:
     if connector is None and need_small:
         plan.notes.append("no connector: the stock small generator (small.export unset; plan.connector=true plans "
                           "a stage-1 export)")
-    b = dtype.itemsize
-    enc_phase = PHASES if s.offload == "none" else ("encode",)
+    b, where = dtype.itemsize, (s.offload, s.encoders)
     if s.encoders == "device":
         umt5, src = sizes.umt5_params(p.get("small"))
-        plan.add("UMT5 encoder", b * umt5, "encode", how=f"{src}; visits the GPU to encode")
+        plan.add("UMT5 encoder", b * umt5, phases_of("umt5", *where), how=src)
         if connector is not None:
             vlm, _, vsrc = sizes.vlm_params(p.get("vlm"), pc.vlm)
-            plan.add("VLM (understanding block)", b * vlm, "encode", how=f"{vsrc}; visits the GPU to encode")
+            plan.add("VLM (understanding block)", b * vlm, phases_of("vlm", *where), how=vsrc)
+            from nexus.plan.fit import connector_params
+            plan.add("connector weights", b * connector_params(connector), phases_of("connector", *where))
         plan.add("activations: UMT5", act.umt5(s.batch_size + 1, s.text_len, dtype=dtype), "encode", how="traced")
-    if connector is not None and s.encoders == "device":
-        from nexus.plan.fit import connector_params
-        plan.add("connector weights", b * connector_params(connector), enc_phase)
     vae, _ = sizes.vae_params(p.get("small"))
-    plan.add("VAE weights", b * vae, PHASES if s.offload == "none" else ("decode",))
+    plan.add("VAE weights", b * vae, phases_of("vae", *where))
     shape = act.StepShape(s.batch_size, s.num_frames, s.height, s.width, s.context_len if connector else s.text_len,
                           s.text_len, pc.vlm_tokens)
     large_shape = act.StepShape(s.batch_size, s.num_frames, s.height, s.width, s.text_len, s.text_len)
-    sampling_rows(plan, small, large, shape, large_shape, dtype, s.offload, bool(s.vae_tiling),
+    sampling_rows(plan, small, large, shape, large_shape, dtype, s.offload, s.encoders, bool(s.vae_tiling),
                   bool(cfg.bridge.batched_cfg))
     return plan
 
@@ -154,7 +137,7 @@ def eval_rows(plan: Plan, cfg: DictConfig, gen_cfg: dict, train_dtype: torch.dty
     before = len(plan.rows)
     sampling_rows(plan, gen_cfg, large, shape, act.StepShape(1, shape.frames, shape.height, shape.width,
                                                              cfg.model.text_len, cfg.model.text_len),
-                  dtype, "model", False, True, small_resident=True)
+                  dtype, "model", "device", False, True, small_resident=True)
     for r in plan.rows[before:]:           # all of evaluation's rows belong to the eval phase
         r.phases = ("eval",)
         r.what = f"eval: {r.what}"
