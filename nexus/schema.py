@@ -72,6 +72,8 @@ class Model:
     generator_train: str = MISSING
     lora: Dict[str, Any] = MISSING
     gradient_checkpointing: bool = MISSING
+    attention: Optional[str] = MISSING
+    compile: bool = MISSING
     context_len: int = MISSING
     null_features: Optional[str] = MISSING
     encoder_dtype: str = MISSING
@@ -175,6 +177,7 @@ class Fit:
     name: str = MISSING
     seed: int = MISSING
     throughput_window: int = MISSING
+    tf32: bool = MISSING
     run: Run = field(default_factory=Run)
     paths: FitPaths = field(default_factory=FitPaths)
     data: Data = field(default_factory=Data)
@@ -249,6 +252,8 @@ class Sampling:
     offload: str = MISSING
     encoders: str = MISSING
     vae_tiling: bool = MISSING
+    attention: Optional[str] = MISSING
+    compile: bool = MISSING
 
 
 @dataclass
@@ -275,6 +280,7 @@ class Sample:
     prompt_file: Optional[str] = MISSING
     out_dir: str = MISSING
     overwrite: bool = MISSING
+    tf32: bool = MISSING
     run: SampleRun = field(default_factory=SampleRun)
     paths: SamplePaths = field(default_factory=SamplePaths)
     small: Small = field(default_factory=Small)

@@ -22,6 +22,7 @@ from nexus.evaluation.run import logged_values, score_videos, suite_from_config,
 from nexus.inference.module import BridgeModule, check_settings, load_large
 from nexus.inference.prompts import Prompt, load_prompts
 from nexus.models.encoders import FrozenEncoders
+from nexus.models.speed import speed_up
 from nexus.models.conditioning import WAN_TEXT_LEN
 from nexus.models.loading import DTYPES
 from nexus.training.flops import precision_dtype
@@ -100,6 +101,9 @@ class PeriodicEval(L.Callback):
             # master weights: 4x the memory, and far slower on tensor cores
             large_dtype = precision_dtype(pl_module.trainer.precision) or dtype
             bm.large, bm.large_2 = load_large(self.large_path, large_dtype)    # on the CPU: placed when used
+            for m in (bm.large, bm.large_2):
+                if m is not None:          # the training run's attention backend (not its compilation: one use)
+                    speed_up(m, hp.get("attention"))
         bm._device = pl_module.device      # LightningModule.device: its parts already sit on the training device
         return bm, enc
 

@@ -18,6 +18,7 @@ from nexus.inference.provenance import check_folder, claim_folder, new_record, n
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights
 from nexus.models.tiny import ensure_tiny_models
+from nexus.models.speed import set_tf32
 from nexus.plan.sample import check_sample
 from nexus.slurm.resume import checkpoint_problem
 
@@ -53,6 +54,7 @@ def sample(cfg: DictConfig) -> list[str]:
         check_export(export, p.vlm)
     check_lengths(p.small if need_small else None, p.large if cfg.bridge.strategy != "small_only" else None, export,
                   s.text_len, s.context_len)
+    set_tf32(cfg.tf32)
     memory = check_sample(cfg)      # refuses what cannot fit on plan.gpu (the CUDA device by default)
     if memory is not None and rank_zero_only.rank == 0:
         print(memory.table())

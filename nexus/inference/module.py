@@ -26,6 +26,7 @@ from nexus.models.conditioning import WAN_TEXT_LEN, pad_tokens, small_context, w
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import DTYPES, read_config
+from nexus.models.speed import check_speed, speed_up
 from nexus.models.understanding import INSTRUCTION
 from nexus.inference.placement import check_placement, resident
 from nexus.shapes import check_clip_shape, latent_shape
@@ -81,10 +82,11 @@ class BridgeModule(L.LightningModule):
                  guidance_large_2: float | None = None, dtype: str = "bf16", allow_latent_mismatch: bool = False,
                  context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True,
                  text_len: int = WAN_TEXT_LEN, offload: str = "model", encoders: str = "device",
-                 vae_tiling: bool = False):
+                 vae_tiling: bool = False, attention: str | None = None, compile: bool = False):
         super().__init__()
         self.bridge_config = check_settings(num_frames, height, width, num_steps, scheduler, dtype, bridge)
         check_placement(offload, encoders)
+        check_speed(attention, "sampling")
         self.save_hyperparameters()
         self.small = self.large = self.large_2 = self.connector = self.vae = None
         self.encoders: FrozenEncoders | None = None
@@ -123,6 +125,9 @@ class BridgeModule(L.LightningModule):
         self.vae, self.encoders.vae = self.encoders.vae, None     # the VAE decodes on the generators' device
         if hp.vae_tiling:
             self.vae.enable_tiling()
+        for m in (self.small, self.large, self.large_2):
+            if m is not None:
+                speed_up(m, hp.attention, hp.compile)
         for m in (self.small, self.large, self.large_2, self.connector, self.vae):
             if m is not None:
                 m.requires_grad_(False)

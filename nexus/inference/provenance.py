@@ -27,12 +27,15 @@ RECORD, MANIFEST = "samples.json", "prompts.jsonl"
 # sampling.* keys that leave every video as it is: the placement only moves weights (same device, same kernels;
 # tests/test_placement.py); sampling.encoders=cpu does change the rounding of the prompts' features
 NOT_SETTINGS = ("progress", "batch_size", "offload")
-ADDED = {"encoders": "device", "vae_tiling": False}     # keys newer than some records: their value before
+# keys newer than some records: the value those records' videos were made with (torch's default matmul precision
+# was "highest": no TF32)
+ADDED = {"encoders": "device", "vae_tiling": False, "attention": None, "compile": False}
 
 
 def settings(cfg: DictConfig) -> dict:
     s = OmegaConf.to_container(cfg, resolve=True)
-    return {"bridge": s["bridge"], "sampling": {k: v for k, v in s["sampling"].items() if k not in NOT_SETTINGS}}
+    return {"bridge": s["bridge"], "sampling": {k: v for k, v in s["sampling"].items() if k not in NOT_SETTINGS},
+            "tf32": s["tf32"]}
 
 
 def _folder(path: str | None, parts: tuple[str, ...] = ()) -> dict | None:
@@ -68,7 +71,7 @@ def _identity(record: dict) -> dict:
     the config keys that name those weights."""
     w = {WEIGHT_KEYS[k]: (v or {}).get("fingerprint") or (v or {}).get("id") for k, v in record["weights"].items()}
     s = record["settings"]
-    return {**s, "sampling": {**ADDED, **s.get("sampling", {})}, **w}
+    return {"tf32": False, **s, "sampling": {**ADDED, **s.get("sampling", {})}, **w}
 
 
 def new_record(cfg: DictConfig) -> dict:

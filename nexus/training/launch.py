@@ -21,6 +21,7 @@ from nexus import console
 from nexus.errors import RunStopped, user_message
 from nexus.evaluation.callback import eval_callbacks
 from nexus.models.tiny import ensure_tiny_models
+from nexus.models.speed import set_tf32
 from nexus.plan.fit import check_fit
 from nexus.schema import Fit, validate
 from nexus.shapes import check_clip_shape
@@ -69,6 +70,7 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
         cfg.paths.wan, cfg.paths.vlm = cfg.paths.wan or built["wan"], cfg.paths.vlm or built["vlm"]
     preflight(cfg.paths.wan, cfg.paths.vlm, d.kind, d.num_frames, d.height, d.width,
               OmegaConf.to_container(m.connector), m.context_len, m.conditioning, m.text_len)
+    set_tf32(cfg.tf32)
     memory = check_fit(cfg)         # refuses what cannot fit on plan.gpu (the CUDA device by default)
     model = build(cfg.model, _convert_="all")
     strategy = build(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name

@@ -21,6 +21,7 @@ from nexus.models.conditioning import WAN_TEXT_LEN, pad_tokens, small_context, w
 from nexus.models.connector import ConnectorConfig, OmniConnector
 from nexus.models.encoders import FrozenEncoders, load_null_features
 from nexus.models.loading import DTYPES, load_transformer
+from nexus.models.speed import check_speed, speed_up
 from nexus.models.understanding import INSTRUCTION
 from nexus.training.callbacks import batch_latent_tokens, batch_size
 from nexus.training.flops import train_flops_per_sample
@@ -35,8 +36,9 @@ class NonFiniteLossError(RunStopped):
 
 def check_training_settings(generator_train: str = "full", cfg_dropout: float = 0.2, warmup_steps: int = 0,
                             lr: float = 1e-5, connector_lr: float | None = None, conditioning: str = "connector",
-                            umt5_dropout: float = 0.0, **_) -> None:
+                            umt5_dropout: float = 0.0, attention: str | None = None, **_) -> None:
     """The model.* values AlignmentModule accepts (checked before anything is built or loaded)."""
+    check_speed(attention, "model")
     if generator_train not in GENERATOR_TRAIN:
         raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
     if conditioning not in CONDITIONING:
@@ -64,10 +66,11 @@ class AlignmentModule(L.LightningModule):
                  timestep_sampling: str = "uniform", loss_weighting: str = "none", lr: float = 1e-5,
                  connector_lr: float | None = None, weight_decay: float = 1e-4, betas: tuple = (0.9, 0.999),
                  warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0, random_init: bool = False,
-                 conditioning: str = "connector", umt5_dropout: float = 0.0, text_len: int = WAN_TEXT_LEN):
+                 conditioning: str = "connector", umt5_dropout: float = 0.0, text_len: int = WAN_TEXT_LEN,
+                 attention: str | None = None, compile: bool = False):
         super().__init__()
         check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr, conditioning,
-                                umt5_dropout)
+                                umt5_dropout, attention)
         self.save_hyperparameters(logger=False)     # the logger gets the whole run from RunRecord instead
         self.connector_config = ConnectorConfig(**(connector or {}))
         self.transformer = self.connector = None
@@ -93,6 +96,7 @@ class AlignmentModule(L.LightningModule):
             from peft import LoraConfig
             cfg = dict(r=16, lora_alpha=16, target_modules=["to_q", "to_k", "to_v", "to_out.0"]) | (hp.lora or {})
             self.transformer.add_adapter(LoraConfig(**cfg))   # diffusers' PEFT integration: only LoRA trains
+        speed_up(self.transformer, hp.get("attention"), hp.get("compile", False))
         if hp.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
             if self.connector is not None:
