@@ -69,6 +69,11 @@ def dry_run(env: dict, command: str, cwd: Path) -> None:
     spec = importlib.util.spec_from_file_location(f"readme_{tool}", ROOT / "tools" / f"{tool}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if tool == "plan":                                # a Hydra tool whose first argument picks the config
+        from nexus.cli import load_config
+        which, overrides, _ = module.split(args)
+        load_config(module.TOOLS[which], overrides)
+        return
     if hasattr(module, "TOOL"):                       # a Hydra tool: exactly the checks the tool makes first
         from nexus.cli import load_config, swept_keys
         multirun = "-m" in args

@@ -21,6 +21,7 @@ from nexus.inference.module import make_scheduler  # noqa: E402
 from nexus.models.conditioning import WAN_TEXT_LEN  # noqa: E402
 from nexus.models.loading import cast_like_pretrained  # noqa: E402
 from nexus.models.presets import WAN_T2V_1_3B, WAN_T2V_14B  # noqa: E402
+from nexus.models.speed import check_speed, speed_up  # noqa: E402
 from nexus.models.tiny import ensure_tiny_models  # noqa: E402
 from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
 from nexus.upfb.fusion import fuse  # noqa: E402
@@ -45,6 +46,17 @@ def timed(fn, dev, repeats):
     return statistics.median(out)
 
 
+def planned_gib(small, large, a, dtype) -> float:
+    """The memory plan for this run (both generators resident, one guided forward at a time): weights as built
+    plus the traced forward activations (nexus.plan.activations), in GiB."""
+    from nexus.plan import activations as act
+    weights = sum(p.numel() * p.element_size() for m in (small, large) for p in m.parameters())
+    shape = lambda n: act.StepShape(1, a.frames, a.height, a.width, n)      # noqa: E731
+    fwd = max(act.generator_forward(act._freeze(dict(small.config)), shape(a.context_len), dtype),
+              act.generator_forward(act._freeze(dict(large.config)), shape(WAN_TEXT_LEN), dtype))
+    return (weights + fwd) / 2 ** 30
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", action="store_true", help="real Wan2.1 1.3B/14B architectures, random weights")
@@ -56,6 +68,8 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--context-len", type=int, default=2560,
                    help="the small generator's context length (sampling.context_len; default 2560)")
+    p.add_argument("--attention", default=None, help="diffusers attention backend (README 'Speed'); default SDPA")
+    p.add_argument("--compile", action="store_true", help="regional torch.compile of both generators")
     p.add_argument("--out", default="bench/sample.json")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
@@ -69,6 +83,9 @@ def main(argv=None) -> None:
         small = WanTransformer3DModel.from_pretrained(Path(folders["wan"]) / "transformer", torch_dtype=dt).to(dev).eval()
         large = WanTransformer3DModel.from_pretrained(Path(folders["wan_large"]) / "transformer",
                                                       torch_dtype=dt).to(dev).eval()
+    check_speed(a.attention, "--attention")
+    for m in (small, large):
+        speed_up(m, a.attention, a.compile)
     text_dim = small.config.text_dim
     g = torch.Generator().manual_seed(0)
     ctx = lambda n: torch.randn(1, n, text_dim, generator=g).to(dev, dt)    # noqa: E731
@@ -79,8 +96,14 @@ def main(argv=None) -> None:
     def run(strategy):
         return lambda: sample(z.clone(), make_scheduler("unipc", 5.0), a.steps, BridgeConfig(strategy=strategy),
                               S, L, progress=False)
-    run("upfb")()                                  # warm-up (kernels, allocator)
-    per_step = {s: timed(run(s), dev, a.repeats) / a.steps for s in ("large_only", "upfb", "small_only")}
+    run("upfb")()                                  # warm-up (kernels, allocator, compilation)
+    per_step, peak = {}, {}
+    for s in ("large_only", "upfb", "small_only"):
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        per_step[s] = timed(run(s), dev, a.repeats) / a.steps
+        peak[s] = torch.cuda.max_memory_allocated(dev) / 2 ** 30 if dev.type == "cuda" else None
+    planned = planned_gib(small, large, a, dt)
     vs = torch.randn_like(z)
     fusion = timed(lambda: fuse(vs, vs * 0.5, 0.5, 0.5), dev, a.repeats * 3)
     real = torch.randn(1, *REAL_LATENT, generator=g).to(dev)
@@ -88,7 +111,9 @@ def main(argv=None) -> None:
     row = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "preset": a.preset,
            "shape": [a.frames, a.height, a.width], "steps": a.steps, "repeats": a.repeats,
            "context_len": {"small": a.context_len, "large": WAN_TEXT_LEN},
+           "attention": a.attention or "default (SDPA)", "compile": a.compile,
            "s_per_step": per_step, "upfb_over_large_only": per_step["upfb"] / per_step["large_only"],
+           "peak_allocated_gib": peak, "planned_allocated_gib": planned,
            "fusion_s": fusion, "fusion_share_of_upfb_step": fusion / per_step["upfb"],
            "fusion_s_at_real_latent": fusion_real, "real_latent": list(REAL_LATENT)}
     out = Path(a.out)

@@ -57,6 +57,16 @@ def batches(n: int, b: int, shape: tuple, text: int, text_dim: int, vlm: int, vl
     return [one] * n
 
 
+def planned_step(cfg, wan: str) -> int:
+    """The memory plan's bytes for this benchmark's step (features batches, no evaluation): what
+    max_memory_allocated should read on a GPU (tools/gpu_report.py compares them)."""
+    from omegaconf import OmegaConf
+    from nexus.plan.fit import fit_plan
+    alt = OmegaConf.merge(cfg, {"paths": {"wan": wan, "vlm": None}, "data": {"kind": "features"},
+                                "eval": {"enabled": False}, "plan": {"gpu": "off"}})
+    return fit_plan(alt).used("step")
+
+
 def main(cfg) -> None:
     bc = cfg.bench
     steps, warmup, preset, vlm_tokens, text_tokens = bc.steps, bc.warmup, bc.preset, bc.vlm_tokens, bc.text_tokens
@@ -82,6 +92,7 @@ def main(cfg) -> None:
     shape = latent_shape(d.num_frames, d.height, d.width)
     data = torch.utils.data.DataLoader(batches(steps + warmup, d.batch_size, shape, text_tokens, text_dim,
                                                vlm_tokens, vlm_dim), batch_size=None)
+    planned = planned_step(cfg, wan)
     timer = StepTimer()
     strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     trainer = instantiate(cfg.trainer, max_steps=steps + warmup, strategy=strategy, callbacks=[timer], logger=False,
@@ -108,6 +119,7 @@ def main(cfg) -> None:
            "peak_memory_gb": (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
                               else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 1e9,
            "peak_memory_kind": "cuda max allocated" if dev.type == "cuda" else "process max RSS",
+           "planned_allocated_gb": planned / 1e9,
            "layers": module.transformer.config.num_layers,
            "mfu": flops / s_it / (peak * trainer.world_size) if peak else None}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,15 +46,23 @@ def main(which: str, out: str | None):
     return task
 
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
+def split(args: list[str]) -> tuple[str, list[str], str | None]:
+    """argv -> (the tool planned, its overrides, the JSON path of plan.json=)."""
     if not args or args[0] not in TOOLS:
-        if args and args[0] in ("-h", "--help"):
-            print(__doc__)
-            sys.exit(0)
-        print(f"error: the first argument is the tool to plan: {' | '.join(TOOLS)} (e.g. python tools/plan.py fit "
-              f"recipe=omni_wan13b trainer.devices=8 plan.gpu=h100-80gb)", file=sys.stderr)
-        sys.exit(2)
+        from nexus.errors import UserError
+        raise UserError(f"the first argument is the tool to plan: {' | '.join(TOOLS)} (e.g. python tools/plan.py fit "
+                        f"recipe=omni_wan13b trainer.devices=8 plan.gpu=h100-80gb)")
     rest = [a for a in args[1:] if not a.startswith("plan.json=")]
-    out = next((a.split("=", 1)[1] for a in args[1:] if a.startswith("plan.json=")), None)
-    hydra_tool(TOOLS[args[0]], main(args[0], out), rest)
+    return args[0], rest, next((a.split("=", 1)[1] for a in args[1:] if a.startswith("plan.json=")), None)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        print(__doc__)
+        sys.exit(0)
+    try:
+        which, rest, out = split(sys.argv[1:])
+    except Exception as e:       # noqa: BLE001
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    hydra_tool(TOOLS[which], main(which, out), rest)

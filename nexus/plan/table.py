@@ -45,9 +45,12 @@ class Plan:
         if nbytes:
             self.rows.append(Row(what, int(nbytes), tuple(phases or self.phases), how))
 
+    def used(self, phase: str) -> int:
+        """Bytes of the rows resident in `phase`: what torch's allocator would hold (max_memory_allocated)."""
+        return sum(r.bytes for r in self.rows if phase in r.phases)
+
     def total(self, phase: str) -> int:
-        used = sum(r.bytes for r in self.rows if phase in r.phases)
-        return int(used * (1 + FRAGMENTATION) + RESERVE)
+        return int(self.used(phase) * (1 + FRAGMENTATION) + RESERVE)
 
     @property
     def peak(self) -> tuple[str, int]:
@@ -82,6 +85,7 @@ class Plan:
         return {"title": self.title, "gpu": self.gpu, "capacity_gib": self.capacity and self.capacity / GIB,
                 "peak_gib": peak / GIB, "peak_phase": phase, "fits": self.fits,
                 "phases": {p: self.total(p) / GIB for p in self.phases},
+                "allocated_gib": {p: self.used(p) / GIB for p in self.phases},
                 "rows": [{"what": r.what, "gib": r.bytes / GIB, "phases": list(r.phases), "how": r.how}
                          for r in self.rows],
                 "reserve_gib": RESERVE / GIB, "fragmentation": FRAGMENTATION, "notes": self.notes}
