@@ -251,6 +251,7 @@ class Sampling:
     progress: bool = MISSING
     offload: str = MISSING
     encoders: str = MISSING
+    small_device: str = MISSING
     vae_tiling: bool = MISSING
     attention: Optional[str] = MISSING
     compile: bool = MISSING

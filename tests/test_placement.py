@@ -48,12 +48,15 @@ class Recording(BridgeModule):
 
 def test_every_placement_writes_the_same_videos(tmp_path, tiny_models, a14b, stage1_export):
     videos = {}
-    for offload, encoders in (("none", "device"), ("model", "device"), ("group", "device"), ("model", "cpu")):
+    for offload, encoders, small_device in (("none", "device", "same"), ("model", "device", "same"),
+                                            ("group", "device", "same"), ("model", "cpu", "same"),
+                                            ("model", "device", "cpu")):     # the small generator in a 2nd thread
         (path,) = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a red square", f"paths.large={a14b}",
                                               f"small.export={stage1_export}", f"sampling.offload={offload}",
-                                              f"sampling.encoders={encoders}", f"run.name={offload}-{encoders}")))
-        videos[offload, encoders] = decode_mp4(path)
-    first = videos["none", "device"]
+                                              f"sampling.encoders={encoders}", f"sampling.small_device={small_device}",
+                                              f"run.name={offload}-{encoders}-{small_device}")))
+        videos[offload, encoders, small_device] = decode_mp4(path)
+    first = videos["none", "device", "same"]
     assert first.std() > 0
     for key, v in videos.items():
         assert (v == first).all(), key
@@ -104,3 +107,18 @@ def test_model_offload_keeps_one_expert_on_the_gpu(tmp_path, tiny_models, a14b):
         del m
         torch.cuda.empty_cache()
     assert held["none"] - held["model"] >= expert
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_the_small_generator_on_a_second_gpu_writes_the_same_video(tmp_path, tiny_models, a14b):
+    from nexus.inference.prompts import Prompt
+    out = {}
+    for where in ("same", "cuda:1"):
+        m = BridgeModule(tiny_models["wan"], str(a14b), str(tmp_path / where.replace(":", "")), num_frames=5,
+                         height=32, width=32, num_steps=3, dtype="fp32", progress=False, small_device=where)
+        m.configure_model()
+        m._device = torch.device("cuda:0")
+        (path,) = m.predict_step([Prompt("a", "a cat")])
+        out[where] = decode_mp4(path)
+    assert (out["same"] == out["cuda:1"]).all()

@@ -70,6 +70,8 @@ def main(argv=None) -> None:
                    help="the small generator's context length (sampling.context_len; default 2560)")
     p.add_argument("--attention", default=None, help="diffusers attention backend (README 'Speed'); default SDPA")
     p.add_argument("--compile", action="store_true", help="regional torch.compile of both generators")
+    p.add_argument("--small-device", default=None,
+                   help="the small generator on this device (e.g. cuda:1), its forward concurrent with the large one's")
     p.add_argument("--out", default="bench/sample.json")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
@@ -90,12 +92,15 @@ def main(argv=None) -> None:
     g = torch.Generator().manual_seed(0)
     ctx = lambda n: torch.randn(1, n, text_dim, generator=g).to(dev, dt)    # noqa: E731
     # the sampler's context lengths: sampling.context_len for the small generator, Wan's 512 for the large one
-    S, L = Side(small, ctx(a.context_len), ctx(a.context_len)), Side(large, ctx(WAN_TEXT_LEN), ctx(WAN_TEXT_LEN))
+    sdev = torch.device(a.small_device) if a.small_device else dev
+    small.to(sdev)
+    S = Side(small, ctx(a.context_len).to(sdev), ctx(a.context_len).to(sdev))
+    L = Side(large, ctx(WAN_TEXT_LEN), ctx(WAN_TEXT_LEN))
     z = torch.randn(1, *latent_shape(a.frames, a.height, a.width), generator=g).to(dev)
 
     def run(strategy):
         return lambda: sample(z.clone(), make_scheduler("unipc", 5.0), a.steps, BridgeConfig(strategy=strategy),
-                              S, L, progress=False)
+                              S, L, progress=False, concurrent=a.small_device is not None)
     run("upfb")()                                  # warm-up (kernels, allocator, compilation)
     per_step, peak = {}, {}
     for s in ("large_only", "upfb", "small_only"):
@@ -112,6 +117,7 @@ def main(argv=None) -> None:
            "shape": [a.frames, a.height, a.width], "steps": a.steps, "repeats": a.repeats,
            "context_len": {"small": a.context_len, "large": WAN_TEXT_LEN},
            "attention": a.attention or "default (SDPA)", "compile": a.compile,
+           "small_device": str(sdev),
            "s_per_step": per_step, "upfb_over_large_only": per_step["upfb"] / per_step["large_only"],
            "peak_allocated_gib": peak, "planned_allocated_gib": planned,
            "fusion_s": fusion, "fusion_share_of_upfb_step": fusion / per_step["upfb"],

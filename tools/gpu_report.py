@@ -7,8 +7,8 @@ own process (its own memory peak); a failed one is reported with its error, the 
   python tools/gpu_report.py --tiny                   # any machine: the same path on tiny models (a smoke test)
 
 What it measures: (1) the CUDA context and library memory outside torch's allocator (the plan's reserve);
-(2) UPFB sampling s/step and peak memory per attention backend (default SDPA, cuDNN, flash-attn when installed)
-and with regional compilation; (3) a stage-1 training step of omni_wan13b on one GPU (features, Wan2.1-1.3B +
+(2) UPFB sampling s/step and peak memory per attention backend (default SDPA, cuDNN, flash-attn when installed),
+with regional compilation, and with the small generator on a second GPU when there is one; (3) a stage-1 training step of omni_wan13b on one GPU (features, Wan2.1-1.3B +
 full connector): s/it, MFU and peak memory; (4) each peak against the plan's allocated bytes.
 """
 import argparse
@@ -55,14 +55,15 @@ def markdown(report: dict) -> str:
     lines += [f"Outside torch's allocator (CUDA context, cuBLAS): {ctx.get('outside_allocator_gib', 'n/a')} GiB "
               f"(the plan reserves 2 GiB)" if "error" not in ctx else f"context: {ctx['error']}", "",
               "## Sampling (UPFB, Wan2.1 1.3B + 14B architectures, random weights)", "",
-              "| attention | compile | large_only s/step | upfb s/step | upfb / large_only | peak GiB (upfb) | "
-              "planned GiB |", "|---|---|---|---|---|---|---|"]
+              "| attention | compile | small on | large_only s/step | upfb s/step | upfb / large_only | peak GiB (upfb) "
+              "| planned GiB |", "|---|---|---|---|---|---|---|---|"]
     for r in report["sampling"]:
         if "error" in r:
-            lines.append(f"| {r['name']} | | error: {r['error']} | | | | |")
+            lines.append(f"| {r['name']} | | | error: {r['error']} | | | | |")
             continue
         s, peak = r["s_per_step"], (r.get("peak_allocated_gib") or {}).get("upfb")
-        lines.append(f"| {r['attention']} | {r['compile']} | {s['large_only']:.3f} | {s['upfb']:.3f} | "
+        lines.append(f"| {r['attention']} | {r['compile']} | {r['small_device']} | {s['large_only']:.3f} | "
+                     f"{s['upfb']:.3f} | "
                      f"{r['upfb_over_large_only']:.2f}x | {peak if peak is None else round(peak, 2)} | "
                      f"{r['planned_allocated_gib']:.2f} |")
     lines += ["", "## Training (omni_wan13b on one GPU, features, bf16-mixed)", "",
@@ -108,6 +109,8 @@ def main(argv=None) -> None:
         if importlib.util.find_spec("flash_attn"):
             variants += [("flash", ["--attention", "flash"])]
     variants += [("compiled", ["--compile"])]
+    if cuda and torch.cuda.device_count() > 1:       # the small generator on a second GPU, concurrently
+        variants += [("two-gpus", ["--small-device", "cuda:1"])]
     report["sampling"] = [run(f"sample-{n}", [py, "tools/bench_sample.py", *shape, "--steps", str(a.steps),
                                               "--repeats", str(a.repeats), *extra, "--out", str(out / f"sample-{n}.json")],
                               out / f"sample-{n}.json", a.timeout) for n, extra in variants]

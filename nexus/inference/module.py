@@ -82,10 +82,11 @@ class BridgeModule(L.LightningModule):
                  guidance_large_2: float | None = None, dtype: str = "bf16", allow_latent_mismatch: bool = False,
                  context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True,
                  text_len: int = WAN_TEXT_LEN, offload: str = "model", encoders: str = "device",
-                 vae_tiling: bool = False, attention: str | None = None, compile: bool = False):
+                 vae_tiling: bool = False, attention: str | None = None, compile: bool = False,
+                 small_device: str = "same"):
         super().__init__()
         self.bridge_config = check_settings(num_frames, height, width, num_steps, scheduler, dtype, bridge)
-        check_placement(offload, encoders)
+        check_placement(offload, encoders, small_device)
         check_speed(attention, "sampling")
         self.save_hyperparameters()
         self.small = self.large = self.large_2 = self.connector = self.vae = None
@@ -151,7 +152,7 @@ class BridgeModule(L.LightningModule):
             self._group_offload()
         for name, m in movable.items():            # ... then fill it
             if name in want and not any(m is g for g in self._grouped):
-                m.to(self.device)
+                m.to(self.small_device if name == "small" else self.device)
 
     def _group_offload(self) -> None:
         """diffusers' group offloading of the generators: blocks stream in from the CPU, one ahead on a stream."""
@@ -159,10 +160,25 @@ class BridgeModule(L.LightningModule):
             if m is None or any(m is p for p in self.pinned) or any(m is g for g in self._grouped):
                 continue
             m.to("cpu")
-            m.enable_group_offload(onload_device=self.device, offload_device=torch.device("cpu"),
+            m.enable_group_offload(onload_device=self.small_device if m is self.small else self.device,
+                                   offload_device=torch.device("cpu"),
                                    offload_type="block_level", num_blocks_per_group=1,
                                    use_stream=self.device.type == "cuda")
             self._grouped.append(m)
+
+    @property
+    def small_device(self) -> torch.device:
+        """sampling.small_device: `same` (the rank's device), `next` (the CUDA device after it: give the ranks
+        every other GPU, e.g. trainer.devices=[0,2,4,6]) or a device name."""
+        want = self.hparams.get("small_device", "same")
+        if want == "same":
+            return self.device
+        if want == "next":
+            if self.device.type != "cuda" or self.device.index + 1 >= torch.cuda.device_count():
+                raise ValueError(f"sampling.small_device=next: no CUDA device after {self.device}; give each rank "
+                                 f"every other GPU (trainer.devices=[0,2,...]) or use small_device=same")
+            return torch.device("cuda", self.device.index + 1)
+        return torch.device(want)
 
     def swap_expert(self, model: torch.nn.Module) -> None:
         """Wan2.2-A14B under offload=model: the expert about to run comes to the device, the other leaves first."""
@@ -194,7 +210,7 @@ class BridgeModule(L.LightningModule):
             hidden, mask = pad_tokens([v.to(dt) for v in feats["vlm"]])
             q = self.connector(hidden, mask, video=self.hparams.num_frames > 1)
             small = small_context(q, umt5, self.connector.markers, self.hparams.context_len)
-        small, large = small.to(self.device), large.to(self.device)
+        small, large = small.to(self.small_device), large.to(self.device)
         return small[:-1], small[-1:], large[:-1], large[-1:]
 
     # ---- prediction -----------------------------------------------------------------------------------------
@@ -219,7 +235,7 @@ class BridgeModule(L.LightningModule):
                      hp.guidance_large_2, on_expert=self.swap_expert) if self.large is not None else None
         self.place("sample")
         z = sample(z.to(self.device), make_scheduler(hp.scheduler, hp.shift), hp.num_steps, self.bridge_config, small,
-                   large, progress=hp.progress)
+                   large, progress=hp.progress, concurrent=hp.get("small_device", "same") != "same")
         written = []
         self.place("decode")
         for p, latent in zip(todo, z):

@@ -4,7 +4,9 @@ One table serves the sampler (BridgeModule.place) and its memory plan (nexus.pla
   offload=none   every model on the device throughout (the encoders only while encoding)
   offload=model  each model only in the phase that runs it; Wan2.2-A14B's experts one at a time (the default)
   offload=group  as model, the generators streaming their blocks from the CPU (diffusers' group offloading)
-  encoders=cpu   UMT5, the VLM and the connector encode on the CPU (the reference's t5_cpu)"""
+  encoders=cpu   UMT5, the VLM and the connector encode on the CPU (the reference's t5_cpu)
+  small_device   the small generator on another device (`next`: the GPU after the rank's), its forward running
+                 at the same time as the large one's"""
 from __future__ import annotations
 
 OFFLOAD = ("none", "model", "group")
@@ -13,7 +15,13 @@ PHASES = ("encode", "sample", "decode")
 MODELS = ("umt5", "vlm", "connector", "small", "large", "large_2", "vae")
 
 
-def check_placement(offload: str, encoders: str) -> None:
+def check_placement(offload: str, encoders: str, small_device: str = "same") -> None:
+    if small_device not in ("same", "next"):
+        try:
+            import torch
+            torch.device(small_device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"sampling.small_device={small_device!r}: same, next or a device such as cuda:1") from None
     if offload not in OFFLOAD:
         raise ValueError(f"sampling.offload={offload!r}: choose one of {OFFLOAD}")
     if encoders not in ENCODERS:

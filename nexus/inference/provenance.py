@@ -24,9 +24,9 @@ from nexus.provenance import (content_sha256, describe, differences, fingerprint
                               write_json, command_line)
 
 RECORD, MANIFEST = "samples.json", "prompts.jsonl"
-# sampling.* keys that leave every video as it is: the placement only moves weights (same device, same kernels;
-# tests/test_placement.py); sampling.encoders=cpu does change the rounding of the prompts' features
-NOT_SETTINGS = ("progress", "batch_size", "offload")
+# sampling.* keys that leave every video as it is: the placement only moves weights, small_device runs the same
+# kernels elsewhere (tests/test_placement.py); sampling.encoders=cpu does change the rounding of the prompts' features
+NOT_SETTINGS = ("progress", "batch_size", "offload", "small_device")
 # keys newer than some records: the value those records' videos were made with (torch's default matmul precision
 # was "highest": no TF32)
 ADDED = {"encoders": "device", "vae_tiling": False, "attention": None, "compile": False}

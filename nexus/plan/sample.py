@@ -63,7 +63,7 @@ def export_parts(export: str | None) -> tuple[dict | None, dict | None]:
 
 def sample_plan(cfg: DictConfig) -> Plan:
     s, p, pc, strategy = cfg.sampling, cfg.paths, cfg.plan, cfg.bridge.strategy
-    check_placement(s.offload, s.encoders)
+    check_placement(s.offload, s.encoders, s.small_device)
     dtype = DTYPES[s.dtype]
     need_small, need_large = strategy != "large_only", strategy != "small_only"
     export_t, export_c = export_parts(cfg.small.get("export"))
@@ -97,6 +97,10 @@ def sample_plan(cfg: DictConfig) -> Plan:
     shape = act.StepShape(s.batch_size, s.num_frames, s.height, s.width, s.context_len if connector else s.text_len,
                           s.text_len, pc.vlm_tokens)
     large_shape = act.StepShape(s.batch_size, s.num_frames, s.height, s.width, s.text_len, s.text_len)
+    if s.small_device != "same" and small is not None and large:
+        plan.notes.append(f"the small generator samples on another device (sampling.small_device={s.small_device}): "
+                          f"its weights and forward are not on this GPU")
+        small = None
     sampling_rows(plan, small, large, shape, large_shape, dtype, s.offload, s.encoders, bool(s.vae_tiling),
                   bool(cfg.bridge.batched_cfg))
     return plan

@@ -9,6 +9,7 @@ Strategies (the paper's method, baselines and ablations):
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -80,6 +81,7 @@ class Side:
         model, scale = self.expert(float(t))
         if self.on_expert is not None:
             self.on_expert(model)
+        home, z = z.device, z.to(self.context.device)      # a generator on another device gets its own copy
         # diffusers' model.dtype skips the modules kept in fp32 (Wan's first parameter, scale_shift_table, is one)
         dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype
         b = z.shape[0]
@@ -91,7 +93,7 @@ class Side:
         else:
             cond = model(z.to(dtype), t.expand(b), self.context.to(dtype), return_dict=False)[0]
             null = model(z.to(dtype), t.expand(b), null_context.to(dtype), return_dict=False)[0]
-        return guided(cond.float(), null.float(), scale, form)
+        return guided(cond.float(), null.float(), scale, form).to(home)
 
 
 def bridge(cfg: BridgeConfig, i: int, num_steps: int, t: float, v_small, v_large) -> tuple[torch.Tensor, dict]:
@@ -110,8 +112,11 @@ def bridge(cfg: BridgeConfig, i: int, num_steps: int, t: float, v_small, v_large
 
 
 def sample(latents: torch.Tensor, scheduler, num_steps: int, cfg: BridgeConfig, small: Side | None = None,
-           large: Side | None = None, progress: bool = True, trace: list | None = None) -> torch.Tensor:
-    """Denoise `latents` (B, 16, F, h, w) with a diffusers flow scheduler (UniPC flow or FlowMatch Euler)."""
+           large: Side | None = None, progress: bool = True, trace: list | None = None,
+           concurrent: bool = False) -> torch.Tensor:
+    """Denoise `latents` (B, 16, F, h, w) with a diffusers flow scheduler (UniPC flow or FlowMatch Euler).
+    concurrent: the small generator's forward runs in a second thread while the large one's runs (each Side on
+    its own device, its context's): the step costs the slower of the two instead of their sum."""
     need_small, need_large = cfg.needs
     if (need_small and small is None) or (need_large and large is None):
         raise ValueError(f"strategy={cfg.strategy} needs the {'small' if need_small and small is None else 'large'} "
@@ -119,13 +124,18 @@ def sample(latents: torch.Tensor, scheduler, num_steps: int, cfg: BridgeConfig, 
     scheduler.set_timesteps(num_steps, device=latents.device)
     timesteps = scheduler.timesteps
     z = latents.float()
+    pool = ThreadPoolExecutor(1) if concurrent and need_small and need_large else None
     for i, t in enumerate(tqdm(timesteps, desc=f"sampling ({cfg.strategy})", disable=not progress)):
-        v_s = small.velocity(z, t, cfg.cfg_form, cfg.batched_cfg) if need_small and (
-            cfg.strategy != "switch" or i < cfg.switch_step) else None
-        v_l = large.velocity(z, t, cfg.cfg_form, cfg.batched_cfg) if need_large and (
-            cfg.strategy != "switch" or i >= cfg.switch_step) else None
+        run_s = need_small and (cfg.strategy != "switch" or i < cfg.switch_step)
+        run_l = need_large and (cfg.strategy != "switch" or i >= cfg.switch_step)
+        pending = pool.submit(small.velocity, z, t, cfg.cfg_form, cfg.batched_cfg) if run_s and pool else None
+        v_l = large.velocity(z, t, cfg.cfg_form, cfg.batched_cfg) if run_l else None
+        v_s = pending.result() if pending is not None else \
+            small.velocity(z, t, cfg.cfg_form, cfg.batched_cfg) if run_s else None
         v, info = bridge(cfg, i, len(timesteps), float(t), v_s, v_l)
         if trace is not None:
             trace.append({"step": i, "timestep": float(t), **info})
         z = scheduler.step(v, t, z, return_dict=False)[0]
+    if pool is not None:
+        pool.shutdown()
     return z
