@@ -83,6 +83,8 @@ def config_error_message(e: BaseException, keys: list[str] | None = None) -> str
 
 def user_message(e: BaseException, keys: list[str] | None = None) -> tuple[str, int] | None:
     """(one-line message, exit code) for an error a user can act on; None for a bug (show the traceback)."""
+    if getattr(e, "table", False):      # an error line, then a table that only reads as a table (the memory plan)
+        return str(e).strip(), 2
     if isinstance(e, UserError):
         return one_line(str(e)), 2
     if isinstance(e, RunStopped):

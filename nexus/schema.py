@@ -74,6 +74,7 @@ class Model:
     gradient_checkpointing: bool = MISSING
     attention: Optional[str] = MISSING
     compile: bool = MISSING
+    load_at_once: int = MISSING
     context_len: int = MISSING
     null_features: Optional[str] = MISSING
     encoder_dtype: str = MISSING

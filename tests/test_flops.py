@@ -10,11 +10,13 @@ WAN = dict(patch_size=(1, 2, 2), num_attention_heads=8, attention_head_dim=16, i
            text_dim=64, freq_dim=64, ffn_dim=256, num_layers=4, rope_max_seq_len=32)
 
 
-def counted(model, train_weights: bool) -> tuple[int, int]:
+def counted(model, train_weights: bool, checkpointing: bool = False) -> tuple[int, int]:
     """(forward, forward + backward) FLOPs torch counts for one batch; without trained weights the backward still
     carries the gradient to the context (what a connector or LoRA upstream needs)."""
     torch.manual_seed(0)
     model.requires_grad_(train_weights)
+    if checkpointing:
+        model.enable_gradient_checkpointing()
     x, t = torch.randn(2, 16, 1, 8, 8), torch.tensor([500.0, 300.0])
     context = torch.randn(2, 32, 64, requires_grad=not train_weights)
     with FlopCounterMode(display=False) as counter:
@@ -35,6 +37,19 @@ def test_forward_flops_and_the_backward_factor_by_training_mode():
     assert frozen / forward == pytest.approx(2.0, rel=0.07)      # lora / frozen: input gradients only
     per = {mode: train_flops_per_sample(cfg, None, 16, 32, 0, mode) for mode in ("full", "lora", "frozen")}
     assert per["full"] == 3 * wan_forward_flops(cfg, 16, 32) and per["lora"] == per["frozen"] == 2 / 3 * per["full"]
+
+
+def test_hardware_flops_count_the_recomputed_forward():
+    """Under gradient checkpointing the backward runs each block's forward again: torch counts ~4x forward for
+    trained weights and ~3x for a frozen generator; model FLOPs (MFU) stay 3x / 2x, hardware FLOPs (HFU) add 1x."""
+    model = WanTransformer3DModel(**WAN)
+    cfg = dict(model.config)
+    forward, full = counted(model, True, checkpointing=True)
+    _, frozen = counted(model, False, checkpointing=True)
+    assert full / forward == pytest.approx(4.0, rel=0.05)
+    assert frozen / forward == pytest.approx(3.0, rel=0.07)
+    hw = {m: train_flops_per_sample(cfg, None, 16, 32, 0, m, recompute=True) for m in ("full", "frozen")}
+    assert hw["full"] == 4 * wan_forward_flops(cfg, 16, 32) and hw["frozen"] == 3 * wan_forward_flops(cfg, 16, 32)
 
 
 def test_peak_flops_of_the_gpus_lightning_lacks():

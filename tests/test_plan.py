@@ -1,15 +1,11 @@
 """The memory plan (nexus.plan, tools/plan.py): its tracer against real tensors and torch's own MemTracker, its
 depth extrapolation and split connector/generator trace against direct traces, the table's arithmetic, the model
-states against DeepSpeed's own estimator, the sampler's placement, and the tools that refuse what does not fit.
-
-The command-line cases run as subprocesses started in the background when this module begins (a module fixture),
-so they overlap the in-process traces; their tests sit at the end and only collect the results."""
+states against DeepSpeed's own estimator, the sampler's placement, and the tools that refuse what does not fit."""
 import json
 import os
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,60 +22,27 @@ TINY_CONNECTOR = dict(vlm_dim=64, vision_dim=32, vision_layers=1, vision_heads=2
 A14B_SMALL = ("sampling.num_frames=5", "sampling.height=64", "sampling.width=64")
 
 
-# ---- the command-line runs, started at once in the background ------------------------------------------------
-def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
-    """name -> (arguments of `python`, the test that reads the result)."""
-    plan_a14b = ["tools/plan.py", "sample", "recipe=nexus_wan22_a14b", "plan.connector=true", "sampling.offload=none",
-                 *A14B_SMALL]
-    return {
-        "h100": ([*plan_a14b, "plan.gpu=h100-80gb"], "test_plan_tool_refuses_a14b_on_h100_and_names_fixes"),
-        "h200": ([*plan_a14b, "plan.gpu=h200-141gb", f"plan.json={tmp}/json/p.json"],
-                 "test_plan_tool_fits_a14b_on_h200_and_writes_json"),
-        "no_args": (["tools/plan.py"], "test_plan_tool_usage_errors"),
-        "bad_gpu": ([*plan_a14b, "plan.gpu=h100"], "test_plan_tool_usage_errors"),
-        "fit_tiny": (["tools/fit.py", "recipe=tiny", "plan.gpu=0.01gib", f"run.root={tmp}/fit", "logger=none",
-                      "trainer.max_steps=1", "trainer.enable_progress_bar=false"],
-                     "test_fit_tool_refuses_before_training"),
-        "sample_tiny": (["tools/sample.py", "recipe=tiny", "plan.gpu=0.01gib", f"run.root={tmp}/sample",
-                         "prompt=a red ball", "sampling.progress=false"], "test_sample_tool_refuses_before_sampling"),
-    }
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, WANDB_MODE="offline"))
 
 
-class _Run:
-    def __init__(self, args: list[str], out: Path):
-        self.args, self.out = args, out
-        self.stdout, self.stderr = open(out / "stdout", "w+"), open(out / "stderr", "w+")
-        env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline")
-        self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=self.stdout, stderr=self.stderr,
-                                     env=env, text=True)
-
-    def result(self, timeout: float = 300) -> subprocess.CompletedProcess:
-        rc = self.proc.wait(timeout=timeout)
-        self.stdout.seek(0), self.stderr.seek(0)
-        return subprocess.CompletedProcess(self.args, rc, self.stdout.read(), self.stderr.read())
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.stdout.close(), self.stderr.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cli_runs(request, tmp_path_factory):
-    """Start the command-line runs the selected tests need; kill what is left at the end of the module."""
-    tmp = tmp_path_factory.mktemp("plan_cli")
-    selected = {item.originalname for item in request.session.items if item.module is request.module}
-    runs = {}
-    for name, (args, test) in _commands(tmp).items():
-        if test in selected:
-            (tmp / "logs" / name).mkdir(parents=True)
-            runs[name] = _Run(args, tmp / "logs" / name)
-    runs["tmp"] = tmp
-    yield runs
-    for name, r in runs.items():
-        if name != "tmp":
-            r.stop()
+def tool(monkeypatch, capsys, script: str, *args: str) -> tuple[int, str, str]:
+    """`python tools/<script> <args>` run in this process: the script's __main__ block (hydra_tool: argument
+    handling, config checks, one-line errors, exit status) as a user runs it, sharing this process's imports and
+    trace caches (a fresh interpreter costs seconds each). The tool's console log tee is left out.
+    -> (exit status, stdout, stderr)."""
+    import nexus.console
+    monkeypatch.setattr(nexus.console, "capture", lambda: None)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "tools" / script), *args])
+    capsys.readouterr()
+    try:
+        runpy.run_path(str(ROOT / "tools" / script), run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def _wan(cfg: dict, layers: int | None = None):
@@ -197,8 +160,16 @@ def test_depth_extrapolation_matches_a_full_depth_trace(generator_train):
     assert planned == pytest.approx(direct, rel=0.02)
 
 
-@pytest.mark.parametrize("checkpointing", [True, False])
-def test_split_connector_trace_matches_one_joint_trace(checkpointing):
+def _joint_shape():
+    from nexus.plan.activations import StepShape
+    # 4 x 8 connector tokens + 16 UMT5 tokens + 4 markers fit a 64-token context
+    return StepShape(batch=2, frames=9, height=64, width=64, context_len=64, text_len=16, vlm_tokens=128)
+
+
+JOINT_SHAPE = _joint_shape()
+
+
+def test_split_connector_trace_matches_one_joint_trace():
     """train_step traces the connector and the generator apart; one joint trace runs connector -> context ->
     generator -> flow loss -> backward. 128 VLM tokens make the connector's share large enough that leaving it
     out would miss by more than the tolerance (checked)."""
@@ -206,8 +177,8 @@ def test_split_connector_trace_matches_one_joint_trace(checkpointing):
     from nexus.models.connector import ConnectorConfig, OmniConnector
     from nexus.plan import activations as act
     from nexus.plan.trace import default_dtype, fake_tensors, peak_bytes
-    b, vlm_tokens, text_len, context_len = 2, 128, 16, 64     # 4 x 8 connector tokens + 16 UMT5 + 4 markers <= 64
-    shape = act.StepShape(b, 9, 64, 64, context_len, text_len, vlm_tokens)
+    shape, checkpointing = JOINT_SHAPE, True
+    b, vlm_tokens, text_len, context_len = shape.batch, shape.vlm_tokens, shape.text_len, shape.context_len
     planned = act.train_step(act._freeze(TINY_WAN), shape, act._freeze(TINY_CONNECTOR), "full", None, checkpointing)
     generator_alone = act.generator_step(act._freeze(TINY_WAN), shape, "full", None, checkpointing)
     with fake_tensors(), default_dtype(torch.bfloat16):
@@ -233,15 +204,10 @@ def test_split_connector_trace_matches_one_joint_trace(checkpointing):
 
 
 def test_gradient_checkpointing_lowers_the_step_peak():
+    """The two-block generator of the test above (its checkpointed trace cached)."""
     from nexus.plan import activations as act
-    cfg6, shape = act._freeze(dict(TINY_WAN, num_layers=6)), act.StepShape(**DEPTH_SHAPE)
-    on = act.generator_step(cfg6, shape, "full", None, True)
-    off = act.generator_step(cfg6, shape, "full", None, False)
+    on, off = (act.generator_step(act._freeze(TINY_WAN), JOINT_SHAPE, "full", None, c) for c in (True, False))
     assert 0 < on < off
-    # without checkpointing every block keeps its activations: the gap grows with depth (2 -> 6 blocks)
-    on2 = act.generator_step(cfg6, shape, "full", None, True, layers=2)
-    off2 = act.generator_step(cfg6, shape, "full", None, False, layers=2)
-    assert off - on > off2 - on2 > 0
 
 
 # ---- 3. the table -----------------------------------------------------------------------------------------------
@@ -304,7 +270,10 @@ def test_refuse_names_the_table_the_fixes_and_the_way_out():
 
 # ---- 4. fit: model states against DeepSpeed's estimator ---------------------------------------------------------
 def _trainable_params_omni_wan13b() -> tuple[int, int]:
-    """(Wan2.1-1.3B + the full-size connector, the largest Wan block), counted on the meta device here."""
+    """(Wan2.1-1.3B + the full-size connector, DeepSpeed's largest layer of the two), counted on the meta device
+    here; the largest layer by DeepSpeed's own rule (stage3.model_to_params: the most parameters one module holds
+    itself)."""
+    from deepspeed.runtime.zero.stage3 import model_to_params
     from diffusers import WanTransformer3DModel
     from nexus.models.connector import ConnectorConfig, OmniConnector
     from nexus.models.presets import PRESETS
@@ -312,7 +281,7 @@ def _trainable_params_omni_wan13b() -> tuple[int, int]:
         wan = WanTransformer3DModel.from_config(PRESETS["wan2.1-t2v-1.3b"])
         conn = OmniConnector(ConnectorConfig())
     total = sum(p.numel() for p in wan.parameters()) + sum(p.numel() for p in conn.parameters())
-    return total, max(sum(p.numel() for p in b.parameters()) for b in wan.blocks)
+    return total, max(model_to_params(wan)[1], model_to_params(conn)[1])
 
 
 def _rows(plan, *prefixes: str) -> int:
@@ -321,16 +290,14 @@ def _rows(plan, *prefixes: str) -> int:
     return sum(r.bytes for r in found)
 
 
-def test_fit_model_states_match_deepspeed_estimator(monkeypatch):
+def test_fit_model_states_match_deepspeed_estimator():
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
     from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
-    from nexus.plan import activations as act
     from nexus.plan.fit import fit_plan
-    # the activation trace does not enter these rows (tested above): left out to keep the test fast
-    monkeypatch.setattr(act, "train_step", lambda *a, **k: 0)
     params, largest_block = _trainable_params_omni_wan13b()
+    # small clips: the activation trace (not in these rows) stays quick
     common = ["recipe=omni_wan13b", "trainer.devices=8", "data.kind=features", "paths.wan=null", "paths.vlm=null",
-              "plan.gpu=off"]
+              "plan.gpu=off", "data.num_frames=5", "data.height=64", "data.width=64"]
     zero2 = fit_plan(_tool_config("fit", *common))
     assert "ZeRO-2" in zero2.title
     assert _rows(zero2, "trainable weights (bf16)", "grads + fp32 master + Adam") == \
@@ -338,7 +305,7 @@ def test_fit_model_states_match_deepspeed_estimator(monkeypatch):
     assert not any("frozen" in r.what for r in zero2.rows)          # everything trains
     zero3 = fit_plan(_tool_config("fit", *common, "strategy=deepspeed_zero3"))
     assert "ZeRO-3" in zero3.title
-    assert _rows(zero3, "largest block gathered", "ZeRO-3 partitions") == \
+    assert _rows(zero3, "largest layer gathered", "ZeRO-3 partitions") == \
         estimate_zero3_model_states_mem_needs(params, largest_block, 8, 1, cpu_offload=False,
                                               cpu_offload_params=False, zero_init=True)[1]
 
@@ -389,49 +356,63 @@ def test_sample_plan_places_the_a14b_experts():
     assert cpu.total("encode") < model.total("encode")
 
 
-# ---- 6, 7. the tools as a user runs them (started in the background by cli_runs) ------------------------------
-def test_plan_tool_refuses_a14b_on_h100_and_names_fixes(cli_runs):
-    r = cli_runs["h100"].result()
-    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "DOES NOT FIT" in r.stdout and "h100-80gb" in r.stdout
-    fixes = r.stdout.split("these changes fit, by the same plan:")[1]
+# ---- 6, 7. the tools as a user runs them -------------------------------------------------------------------------
+A14B_NONE = ("sample", "recipe=nexus_wan22_a14b", "plan.connector=true", "sampling.offload=none", "paths.small=null",
+             "paths.large=null", "paths.vlm=null", *A14B_SMALL)
+
+
+def test_plan_tool_refuses_a14b_on_h100_and_names_fixes(monkeypatch, capsys):
+    """At 5x64x64 the activations are small, yet both experts, the small generator and the encoders resident
+    (offload=none) need over 80 GB."""
+    code, out, err = tool(monkeypatch, capsys, "plan.py", *A14B_NONE, "plan.gpu=h100-80gb")
+    assert code == 1, out[-2000:] + err[-2000:]
+    assert "DOES NOT FIT" in out and "h100-80gb" in out
+    fixes = out.split("these changes fit, by the same plan:")[1]
     assert "sampling.offload=model" in fixes
 
 
-def test_plan_tool_fits_a14b_on_h200_and_writes_json(cli_runs):
+def test_plan_tool_fits_a14b_on_h200_and_writes_json(monkeypatch, capsys, tmp_path):
     from nexus.plan.table import GPUS
-    r = cli_runs["h200"].result()
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "fits" in r.stdout and "DOES NOT FIT" not in r.stdout
-    d = json.loads((cli_runs["tmp"] / "json" / "p.json").read_text())
+    code, out, err = tool(monkeypatch, capsys, "plan.py", *A14B_NONE, "plan.gpu=h200-141gb",
+                          f"plan.json={tmp_path}/p.json")
+    assert code == 0, out[-2000:] + err[-2000:]
+    assert "fits" in out and "DOES NOT FIT" not in out
+    d = json.loads((tmp_path / "p.json").read_text())
     assert d["fits"] is True and d["gpu"] == "h200-141gb"
     assert d["peak_gib"] == max(d["phases"].values()) and d["peak_gib"] * GIB <= GPUS["h200-141gb"]
     assert {"what", "gib", "phases"} <= set(d["rows"][0])
-    # the same resident weights as the h100 run, which did not fit: over 80 GB at any shape
-    assert d["peak_gib"] * GIB > GPUS["h100-80gb"]
+    assert d["peak_gib"] * GIB > GPUS["h100-80gb"]          # the plan the h100 test refuses
 
 
-def test_plan_tool_usage_errors(cli_runs):
-    r = cli_runs["no_args"].result()
+def test_plan_tool_usage_errors(monkeypatch, capsys):
+    r = run("tools/plan.py")
     assert r.returncode == 2 and "fit | sample" in r.stderr
-    r = cli_runs["bad_gpu"].result()
-    assert r.returncode == 2, r.stderr[-2000:]
-    (line,) = [x for x in r.stderr.splitlines() if x.startswith("error:")]
-    assert "plan.gpu='h100'" in line and "h100-80gb" in line and "Traceback" not in r.stderr
+    code, out, err = tool(monkeypatch, capsys, "plan.py", "sample", "recipe=nexus_wan22_a14b", "plan.gpu=h100")
+    assert code == 2, err[-2000:]
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert "plan.gpu='h100'" in line and "h100-80gb" in line and "Traceback" not in err
 
 
-def test_fit_tool_refuses_before_training(cli_runs):
-    r = cli_runs["fit_tiny"].result()
-    out = r.stdout + r.stderr
-    assert r.returncode != 0, out[-3000:]
+def _tiny_paths(tiny_models, *keys) -> list[str]:
+    return [f"paths.{k}={tiny_models[v]}" for k, v in keys] + ["paths.tiny_models=null"]
+
+
+def test_fit_tool_refuses_before_training(monkeypatch, capsys, tmp_path, tiny_models):
+    code, out, err = tool(monkeypatch, capsys, "fit.py", "recipe=tiny", "plan.gpu=0.01gib", f"run.root={tmp_path}",
+                          "logger=none", "trainer.max_steps=1",
+                          *_tiny_paths(tiny_models, ("wan", "wan"), ("vlm", "vlm")))
+    out = out + err
+    assert code != 0, out[-3000:]
     assert "memory plan" in out and "DOES NOT FIT" in out and "plan.gpu=off" in out, out[-3000:]
-    root = cli_runs["tmp"] / "fit"
-    assert not list(root.rglob("*.ckpt")) and not (root / "tiny" / "default" / "checkpoints").exists()
+    # refused before the run directory is touched (nexus.training.launch), so nothing to resume or clean up
+    assert not list(tmp_path.rglob("*.ckpt")) and not (tmp_path / "tiny").exists()
 
 
-def test_sample_tool_refuses_before_sampling(cli_runs):
-    r = cli_runs["sample_tiny"].result()
-    out = r.stdout + r.stderr
-    assert r.returncode != 0, out[-3000:]
+def test_sample_tool_refuses_before_sampling(monkeypatch, capsys, tmp_path, tiny_models):
+    code, out, err = tool(monkeypatch, capsys, "sample.py", "recipe=tiny", "plan.gpu=0.01gib", f"run.root={tmp_path}",
+                          "prompt=a red ball", "sampling.progress=false",
+                          *_tiny_paths(tiny_models, ("small", "wan"), ("large", "wan_large"), ("vlm", "vlm")))
+    out = out + err
+    assert code != 0, out[-3000:]
     assert "memory plan" in out and "DOES NOT FIT" in out and "plan.gpu=off" in out, out[-3000:]
-    assert not list((cli_runs["tmp"] / "sample").rglob("*.mp4"))
+    assert not list(tmp_path.rglob("*.mp4")) and not list(tmp_path.rglob("samples.json"))

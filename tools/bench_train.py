@@ -108,6 +108,7 @@ def main(cfg) -> None:
     b = d.batch_size * trainer.world_size
     tokens = shape[1] * (shape[2] // 2) * (shape[3] // 2)
     flops = module.batch_flops(data.dataset[0]) * trainer.world_size
+    hw_flops = module.batch_flops(data.dataset[0], hardware=True) * trainer.world_size
     dev = module.device
     peak = available_flops(dev, cfg.trainer.precision)
     row = {"recipe": cfg.name, "preset": preset, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
@@ -121,7 +122,9 @@ def main(cfg) -> None:
            "peak_memory_kind": "cuda max allocated" if dev.type == "cuda" else "process max RSS",
            "planned_allocated_gb": planned / 1e9,
            "layers": module.transformer.config.num_layers,
-           "mfu": flops / s_it / (peak * trainer.world_size) if peak else None}
+           "mfu": flops / s_it / (peak * trainer.world_size) if peak else None,
+           "hardware_tflops_per_step": hw_flops / 1e12,       # + the forwards gradient checkpointing recomputes
+           "hfu": hw_flops / s_it / (peak * trainer.world_size) if peak else None}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=2))
     mfu = "n/a (no peak FLOPs for this device)" if row["mfu"] is None else f"{100 * row['mfu']:.1f}%"

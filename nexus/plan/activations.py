@@ -7,6 +7,7 @@ released as they are accumulated while tracing: the plan counts them with the mo
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -160,11 +161,12 @@ def generator_forward(generator: tuple, shape: StepShape, dtype: torch.dtype = t
 
 @lru_cache(maxsize=16)
 def vae(shape: StepShape, direction: str, dtype: torch.dtype = torch.bfloat16, tiling: bool = False,
-        config: tuple = ()) -> int:
-    """Peak bytes of the Wan VAE encoding a clip (`encode`) or decoding one latent (`decode`), no grad."""
+        config: str = "") -> int:
+    """Peak bytes of the Wan VAE encoding a clip (`encode`) or decoding one latent (`decode`), no grad.
+    config: the VAE's config.json text ("" : Wan2.1's VAE, diffusers' defaults)."""
     from diffusers import AutoencoderKLWan
     with fake_tensors(), default_dtype(dtype), torch.no_grad():
-        model = AutoencoderKLWan.from_config(dict(config)) if config else AutoencoderKLWan()
+        model = AutoencoderKLWan.from_config(json.loads(config)) if config else AutoencoderKLWan()
         if tiling:
             model.enable_tiling()
         if direction == "encode":
@@ -175,11 +177,12 @@ def vae(shape: StepShape, direction: str, dtype: torch.dtype = torch.bfloat16, t
 
 
 @lru_cache(maxsize=16)
-def umt5(prompts: int, tokens: int = 512, config: tuple = (), dtype: torch.dtype = torch.bfloat16) -> int:
-    """Peak bytes of UMT5 encoding `prompts` prompts padded to `tokens`."""
+def umt5(prompts: int, tokens: int = 512, config: str = "", dtype: torch.dtype = torch.bfloat16) -> int:
+    """Peak bytes of UMT5 encoding `prompts` prompts padded to `tokens` (config: the encoder's config.json text,
+    "": UMT5-XXL)."""
     from transformers import UMT5Config, UMT5EncoderModel
     from nexus.plan.sizes import UMT5_XXL
     with fake_tensors(), default_dtype(dtype), torch.no_grad():
-        model = UMT5EncoderModel(UMT5Config(**(dict(config) or UMT5_XXL))).eval()
+        model = UMT5EncoderModel(UMT5Config(**(json.loads(config) if config else UMT5_XXL))).eval()
         ids = torch.zeros(prompts, tokens, dtype=torch.long)
         return peak_bytes(lambda: model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state)

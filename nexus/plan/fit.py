@@ -2,7 +2,7 @@
 
 Model states follow DeepSpeed's own estimator for ZeRO (deepspeed.runtime.zero: 2 bytes of 16-bit weights per
 parameter plus 18 / N for 16- and 32-bit gradients, fp32 master weights and Adam's two moments; ZeRO-3 adds the
-largest block gathered in full) and, without DeepSpeed, what Lightning's precision plugins keep: fp32 weights,
+largest module gathered in full) and, without DeepSpeed, what Lightning's precision plugins keep: fp32 weights,
 fp32 gradients, AdamW's two fp32 moments and, on several devices, DDP's gradient buckets of the same size.
 Activations are traced at the real shapes (nexus.plan.activations)."""
 from __future__ import annotations
@@ -60,6 +60,17 @@ def lora_params(gen_cfg: dict, lora: dict) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
 
 
+def largest_layer(gen_cfg: dict, connector: dict | None) -> int:
+    """DeepSpeed's `largest_layer_params` (deepspeed.runtime.zero.stage3.model_to_params): the most parameters
+    one module holds itself, over the generator and the connector."""
+    from diffusers import WanTransformer3DModel
+    from nexus.models.connector import ConnectorConfig, OmniConnector
+    with torch.device("meta"):
+        models = [WanTransformer3DModel.from_config({k: v for k, v in gen_cfg.items() if not k.startswith("_")})]
+        models += [OmniConnector(ConnectorConfig(**connector))] if connector else []
+    return max(sum(p.numel() for p in m.parameters(recurse=False)) for model in models for m in model.modules())
+
+
 def connector_params(connector: dict) -> int:
     from nexus.models.connector import ConnectorConfig, OmniConnector
     with torch.device("meta"):
@@ -72,7 +83,7 @@ def fit_plan(cfg: DictConfig) -> Plan:
     st = strategy(cfg, n)
     precision = str(cfg.trainer.precision)
     gen_cfg, gen_src = sizes.wan_config(cfg.paths.get("wan"), plan_cfg.generator)
-    gen_total, gen_block = sizes.wan_params(gen_cfg)
+    gen_total, _ = sizes.wan_params(gen_cfg)
     connector = OmegaConf.to_container(m.connector, resolve=True) if m.conditioning == "connector" else None
     lora = OmegaConf.to_container(m.lora, resolve=True) if m.get("lora") else {}
     trainable = (gen_total if m.generator_train == "full" else 0) + (connector_params(connector) if connector else 0)
@@ -96,7 +107,8 @@ def fit_plan(cfg: DictConfig) -> Plan:
                 plan.add(f"grads + fp32 master + Adam (ZeRO-{stage}, /{n})", 18 * trainable / n,
                          how=f"DeepSpeed estimator: 18 B/param / {n}")
         else:
-            plan.add("largest block gathered (ZeRO-3)", 4 * max(gen_block, 1), how="DeepSpeed estimator: 4 B/param")
+            plan.add("largest layer gathered (ZeRO-3)", 4 * largest_layer(gen_cfg, connector),
+                     how="DeepSpeed estimator: 4 B/param of the largest module")
             per = 0 if (off_opt and off_par) else (2 if off_opt else 18)
             plan.add(f"ZeRO-3 partitions (/{n})", per * trainable / n, how=f"DeepSpeed estimator: {per} B/param / {n}")
         plan.add("frozen weights (bf16)", 2 * frozen / (n if stage == 3 else 1), how="DeepSpeed casts the module")
@@ -134,8 +146,10 @@ def fit_plan(cfg: DictConfig) -> Plan:
                  f"checkpointing {'on' if m.gradient_checkpointing else 'off'}")
     if raw:
         enc_dtype = DTYPES[m.encoder_dtype]
-        plan.add("activations: VAE encode + UMT5", max(act.vae(shape, "encode", enc_dtype),
-                                                         act.umt5(shape.batch + 1, m.text_len, dtype=enc_dtype)),
+        wan = cfg.paths.get("wan")
+        plan.add("activations: VAE encode + UMT5",
+                 max(act.vae(shape, "encode", enc_dtype, config=sizes.part_config(wan, "vae")),
+                     act.umt5(shape.batch + 1, m.text_len, sizes.part_config(wan, "text_encoder"), enc_dtype)),
                  "encode", how="traced")
         if connector is not None:
             plan.notes.append("the VLM's activations on a prompt (a few hundred tokens) are not traced: well under "
@@ -167,11 +181,12 @@ FIT_FIXES = [
 def fixes(cfg: DictConfig, candidates=FIT_FIXES, make=fit_plan) -> list[str]:
     """The candidate changes that make the plan fit, each with its peak."""
     out = []
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))   # not the schema's: a fix may add keys
     for label, override in candidates:
         if len(out) == 3:            # enough to choose from; the later candidates cost more speed
             break
-        alt = OmegaConf.merge(cfg, override)
-        if OmegaConf.to_container(alt) == OmegaConf.to_container(cfg):
+        alt = OmegaConf.merge(plain, override)
+        if OmegaConf.to_container(alt) == OmegaConf.to_container(plain):
             continue
         plan = make(alt)
         if plan.fits:
@@ -184,8 +199,9 @@ def check_fit(cfg: DictConfig) -> Plan | None:
     if gpu_memory(cfg.plan.gpu)[1] is None:
         return None
     plan = fit_plan(cfg)
-    if plan.fits is False and cfg.eval.enabled and not fit_plan(OmegaConf.merge(cfg, {"eval": {"enabled": False}})
-                                                                ).fits is False:
+    without_eval = OmegaConf.merge(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)),
+                                   {"eval": {"enabled": False}})
+    if plan.fits is False and cfg.eval.enabled and fit_plan(without_eval).fits is not False:
         refuse(plan, ["eval.enabled=false, and evaluate each checkpoint with tools/watch_eval.py on another GPU "
                       "(the training fits without the evaluation)"], "this run's evaluation during training")
     refuse(plan, fixes(cfg), "this run")

@@ -38,7 +38,7 @@ def generator_rows(plan: Plan, name: str, cfgs: list[dict], dtype: torch.dtype, 
 
 def sampling_rows(plan: Plan, small: dict | None, large: list[dict] | None, shape: act.StepShape,
                   large_shape: act.StepShape, dtype: torch.dtype, offload: str, encoders: str, vae_tiling: bool,
-                  batched_cfg: bool, small_resident: bool = False) -> None:
+                  batched_cfg: bool, small_resident: bool = False, vae_config: str = "") -> None:
     """The sample and decode phases: generator weights, their forward activations, the VAE's decode."""
     if small is not None and not small_resident:
         generator_rows(plan, "small generator", [small], dtype, offload, encoders, "small")
@@ -49,7 +49,7 @@ def sampling_rows(plan: Plan, small: dict | None, large: list[dict] | None, shap
     plan.add("activations: guided forward", max(forwards), "sample",
              how=f"traced: {shape.batch} prompt(s) x {shape.frames}x{shape.height}x{shape.width}, "
                  f"{'cond+null batched' if batched_cfg else 'cond, null apart'}")
-    plan.add("activations: VAE decode", act.vae(shape, "decode", dtype, vae_tiling), "decode",
+    plan.add("activations: VAE decode", act.vae(shape, "decode", dtype, vae_tiling, vae_config), "decode",
              how="traced, tiled" if vae_tiling else "traced")
 
 
@@ -91,7 +91,9 @@ def sample_plan(cfg: DictConfig) -> Plan:
             plan.add("VLM (understanding block)", b * vlm, phases_of("vlm", *where), how=vsrc)
             from nexus.plan.fit import connector_params
             plan.add("connector weights", b * connector_params(connector), phases_of("connector", *where))
-        plan.add("activations: UMT5", act.umt5(s.batch_size + 1, s.text_len, dtype=dtype), "encode", how="traced")
+        plan.add("activations: UMT5", act.umt5(s.batch_size + 1, s.text_len, sizes.part_config(p.get("small"),
+                                                                                                "text_encoder"),
+                                                dtype), "encode", how="traced")
     vae, _ = sizes.vae_params(p.get("small"))
     plan.add("VAE weights", b * vae, phases_of("vae", *where))
     shape = act.StepShape(s.batch_size, s.num_frames, s.height, s.width, s.context_len if connector else s.text_len,
@@ -102,7 +104,7 @@ def sample_plan(cfg: DictConfig) -> Plan:
                           f"its weights and forward are not on this GPU")
         small = None
     sampling_rows(plan, small, large, shape, large_shape, dtype, s.offload, s.encoders, bool(s.vae_tiling),
-                  bool(cfg.bridge.batched_cfg))
+                  bool(cfg.bridge.batched_cfg), vae_config=sizes.part_config(p.get("small"), "vae"))
     return plan
 
 
@@ -141,7 +143,8 @@ def eval_rows(plan: Plan, cfg: DictConfig, gen_cfg: dict, train_dtype: torch.dty
     before = len(plan.rows)
     sampling_rows(plan, gen_cfg, large, shape, act.StepShape(1, shape.frames, shape.height, shape.width,
                                                              cfg.model.text_len, cfg.model.text_len),
-                  dtype, "model", "device", False, True, small_resident=True)
+                  dtype, "model", "device", False, True, small_resident=True,
+                  vae_config=sizes.part_config(cfg.paths.get("wan"), "vae"))
     for r in plan.rows[before:]:           # all of evaluation's rows belong to the eval phase
         r.phases = ("eval",)
         r.what = f"eval: {r.what}"

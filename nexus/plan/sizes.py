@@ -4,6 +4,7 @@ is read when the folder exists; otherwise the architecture named by `plan.*` (a 
 plan can be made on a laptop without the weights."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -62,6 +63,12 @@ def wan_params(cfg: dict) -> tuple[int, int]:
     with torch.device("meta"):
         model = WanTransformer3DModel.from_config(_strip(cfg))
     return count(model), max(count(b) for b in model.blocks)
+
+
+def part_config(wan_folder: str | None, part: str) -> str:
+    """The config.json text of a Wan folder's part (text_encoder, vae), "" without the folder (the presets)."""
+    cfg = Path(wan_folder or "") / part / "config.json"
+    return json.dumps(_strip(read_config(cfg))) if wan_folder and cfg.is_file() else ""
 
 
 def umt5_params(wan_folder: str | None) -> tuple[int, str]:

@@ -20,7 +20,9 @@ FRAGMENTATION = 0.05         # the caching allocator's slack over the bytes in u
 
 
 class MemoryPlanError(ValueError):
-    """A config that the memory plan says does not fit on its GPU."""
+    """A config that the memory plan says does not fit on its GPU: its first line says so, the plan's table and
+    the changes that fit follow (printed as they are, not joined into one line)."""
+    table = True
 
 
 @dataclass

@@ -41,11 +41,14 @@ def connector_forward_flops(c: dict, vlm_tokens: int) -> float:
 
 
 def train_flops_per_sample(transformer_cfg: dict, connector_cfg: dict | None, latent_tokens: int, context_len: int,
-                           vlm_tokens: int, generator_train: str = "full") -> float:
-    """connector_cfg None: a generator trained on its own (model.conditioning=umt5)."""
-    generator = (3.0 if generator_train == "full" else 2.0) * wan_forward_flops(transformer_cfg, latent_tokens,
-                                                                               context_len)
-    return generator + (3.0 * connector_forward_flops(connector_cfg, vlm_tokens) if connector_cfg else 0.0)
+                           vlm_tokens: int, generator_train: str = "full", recompute: bool = False) -> float:
+    """Model FLOPs (for MFU); recompute=True: hardware FLOPs under gradient checkpointing, where every block's
+    forward runs a second time in the backward (+1x forward of each checkpointed module, for HFU).
+    connector_cfg None: a generator trained on its own (model.conditioning=umt5)."""
+    extra = 1.0 if recompute else 0.0
+    generator = ((3.0 if generator_train == "full" else 2.0) + extra) * wan_forward_flops(
+        transformer_cfg, latent_tokens, context_len)
+    return generator + ((3.0 + extra) * connector_forward_flops(connector_cfg, vlm_tokens) if connector_cfg else 0.0)
 
 
 # Dense peak FLOP/s of GPUs Lightning's table lacks or does not recognise by torch's device name ("NVIDIA H200"

@@ -25,6 +25,7 @@ from nexus.models.speed import check_speed, speed_up
 from nexus.models.understanding import INSTRUCTION
 from nexus.training.callbacks import batch_latent_tokens, batch_size
 from nexus.training.flops import train_flops_per_sample
+from nexus.training.turns import in_turns
 
 GENERATOR_TRAIN = ("full", "lora", "frozen")
 CONDITIONING = ("connector", "umt5")
@@ -67,7 +68,7 @@ class AlignmentModule(L.LightningModule):
                  connector_lr: float | None = None, weight_decay: float = 1e-4, betas: tuple = (0.9, 0.999),
                  warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0, random_init: bool = False,
                  conditioning: str = "connector", umt5_dropout: float = 0.0, text_len: int = WAN_TEXT_LEN,
-                 attention: str | None = None, compile: bool = False):
+                 attention: str | None = None, compile: bool = False, load_at_once: int = 0):
         super().__init__()
         check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr, conditioning,
                                 umt5_dropout, attention)
@@ -110,6 +111,13 @@ class AlignmentModule(L.LightningModule):
         # Build here, before Lightning's configure_model call: under ZeRO-3 that call runs inside
         # deepspeed.zero.Init, where diffusers' from_pretrained (meta-device init) fails; DeepSpeed partitions
         # the already-built parameters when its engine starts instead.
+        if self._trainer is not None:         # model.load_at_once ranks of a node load at a time
+            t = self.trainer
+            in_turns(self._load, t.local_rank, t.num_devices, self.hparams.get("load_at_once", 0), t.strategy.barrier)
+        else:
+            self._load()
+
+    def _load(self) -> None:
         self.configure_model()
         hp = self.hparams
         if hp.null_features:          # precomputed features: no encoder in memory at all
@@ -196,14 +204,17 @@ class AlignmentModule(L.LightningModule):
         if engine is not None and engine.get_global_grad_norm() is not None:  # ZeRO keeps grads partitioned
             self.log("train/grad_norm", float(engine.get_global_grad_norm()))
 
-    def batch_flops(self, batch: dict) -> float:
+    def batch_flops(self, batch: dict, hardware: bool = False) -> float:
+        """Model FLOPs of a batch (MFU); hardware=True adds the forwards gradient checkpointing recomputes (HFU)."""
         b, tokens = batch_size(batch), batch_latent_tokens(batch)
+        recompute = hardware and bool(self.hparams.gradient_checkpointing)
         vlm = sum(len(v) for v in batch["vlm"]) / b if "vlm" in batch else 256   # raw: a typical prompt length
         if self.connector is None:
             return b * train_flops_per_sample(dict(self.transformer.config), None, tokens // b, self.hparams.text_len, 0,
-                                              self.hparams.generator_train)
+                                              self.hparams.generator_train, recompute)
         return b * train_flops_per_sample(dict(self.transformer.config), self.connector_config.to_dict(),
-                                          tokens // b, self.hparams.context_len, int(vlm), self.hparams.generator_train)
+                                          tokens // b, self.hparams.context_len, int(vlm), self.hparams.generator_train,
+                                          recompute)
 
     # ---- optimisation ---------------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[dict]:
