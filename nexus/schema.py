@@ -155,6 +155,7 @@ class Logger:
 
 @dataclass
 class Bench:
+    kind: str = MISSING
     steps: int = MISSING
     warmup: int = MISSING
     preset: Optional[str] = MISSING

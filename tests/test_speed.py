@@ -1,16 +1,14 @@
 """Speed options (nexus.models.speed): attention backend, regional compilation, TF32 — the same outputs, and a
 bad name refused before anything loads."""
-import subprocess
-import sys
-
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
-from helpers import ROOT
+from helpers import compose_fit
 from nexus.inference.module import BridgeModule
 from nexus.models.speed import set_tf32, speed_up
 from nexus.training.flops import compute_dtype
+from nexus.training.launch import fit
 
 TINY = dict(patch_size=[1, 2, 2], num_attention_heads=2, attention_head_dim=16, in_channels=16, out_channels=16,
             text_dim=32, freq_dim=32, ffn_dim=64, num_layers=2, cross_attn_norm=True,
@@ -36,12 +34,13 @@ def test_attention_backend_and_regional_compile_keep_the_output():
     assert any(type(b).__name__ == "OptimizedModule" or hasattr(b, "_compiled_call_impl") for b in model.blocks)
 
 
-def test_a_bad_backend_is_refused_before_loading(tiny_models):
+def test_a_bad_backend_is_refused_before_loading(tmp_path, tiny_models):
     with pytest.raises(ValueError, match=r"sampling.attention='flashy': choose null .* _native_cudnn"):
         BridgeModule(tiny_models["wan"], tiny_models["wan_large"], "out", attention="flashy")
-    r = subprocess.run([sys.executable, "tools/fit.py", "recipe=tiny", "model.attention=flashy", "logger=none",
-                        "run.root=/nonexistent/never"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode != 0 and "model.attention='flashy'" in r.stderr, r.stderr[-2000:]
+    cfg = compose_fit("recipe=tiny", "model.attention=flashy", "logger=none", f"run.root={tmp_path}/runs")
+    with pytest.raises(ValueError, match=r"model.attention='flashy'"):
+        fit(cfg)
+    assert not (tmp_path / "runs").exists()          # refused before the run folder or the tiny models
 
 
 def test_tf32_switch_and_the_mfu_peak_follow_it():

@@ -5,11 +5,8 @@ a step spent in the fusion itself; prints a table and writes JSON.
   python tools/bench_sample.py --preset --frames 81 --height 480 --width 832 --steps 4    # GPU, random weights,
                                                          # Wan2.1 1.3B + 14B architectures (about 31 GB in bf16)
 """
-import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -17,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from diffusers import WanTransformer3DModel  # noqa: E402
 
+from nexus.benchmarks import clip_parser, peak_gib, reset_peak, timed  # noqa: E402
 from nexus.inference.module import make_scheduler  # noqa: E402
 from nexus.models.conditioning import WAN_TEXT_LEN  # noqa: E402
 from nexus.models.loading import cast_like_pretrained  # noqa: E402
@@ -28,22 +26,6 @@ from nexus.upfb.fusion import fuse  # noqa: E402
 from nexus.upfb.sampler import BridgeConfig, Side, sample  # noqa: E402
 
 REAL_LATENT = (16, 21, 60, 104)     # 81 x 480 x 832
-
-
-def sync(dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-def timed(fn, dev, repeats):
-    out = []
-    for _ in range(repeats):
-        sync(dev)
-        t0 = time.perf_counter()
-        fn()
-        sync(dev)
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
 
 
 def planned_gib(small, large, a, dtype) -> float:
@@ -58,12 +40,7 @@ def planned_gib(small, large, a, dtype) -> float:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", action="store_true", help="real Wan2.1 1.3B/14B architectures, random weights")
-    p.add_argument("--tiny-models", default="runs/.tiny_models")
-    p.add_argument("--frames", type=int, default=9)
-    p.add_argument("--height", type=int, default=32)
-    p.add_argument("--width", type=int, default=32)
+    p = clip_parser(__doc__, "real Wan2.1 1.3B/14B architectures, random weights")
     p.add_argument("--steps", type=int, default=6, help="sampling steps per timed run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--context-len", type=int, default=2560,
@@ -104,10 +81,9 @@ def main(argv=None) -> None:
     run("upfb")()                                  # warm-up (kernels, allocator, compilation)
     per_step, peak = {}, {}
     for s in ("large_only", "upfb", "small_only"):
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
+        reset_peak(dev)
         per_step[s] = timed(run(s), dev, a.repeats) / a.steps
-        peak[s] = torch.cuda.max_memory_allocated(dev) / 2 ** 30 if dev.type == "cuda" else None
+        peak[s] = peak_gib(dev)
     planned = planned_gib(small, large, a, dt)
     vs = torch.randn_like(z)
     fusion = timed(lambda: fuse(vs, vs * 0.5, 0.5, 0.5), dev, a.repeats * 3)

@@ -2,9 +2,11 @@
 
 Runs the AlignmentModule through Lightning's Trainer (the real precision, clipping and strategy path) on
 precomputed-feature batches of the requested shape, so only the trained parts are measured (the frozen
-encoders are outside the step, as with precomputed shards).
+encoders are outside the step, as with precomputed shards). bench.kind=raw feeds clips and captions instead:
+the VAE, UMT5 and the VLM run inside every step, as in raw-data training (their weights must exist).
 
   python tools/bench_train.py recipe=tiny                                         # CPU, tiny models
+  python tools/bench_train.py recipe=tiny bench.kind=raw                          # the encoders in the step
   python tools/bench_train.py recipe=omni_wan13b bench.preset=wan2.1-t2v-1.3b strategy=auto \\
       trainer.devices=1                                                           # GPU, real size, random weights
 
@@ -57,14 +59,38 @@ def batches(n: int, b: int, shape: tuple, text: int, text_dim: int, vlm: int, vl
     return [one] * n
 
 
-def planned_step(cfg, wan: str) -> int:
-    """The memory plan's bytes for this benchmark's step (features batches, no evaluation): what
-    max_memory_allocated should read on a GPU (tools/gpu_report.py compares them)."""
+def raw_batches(n: int, b: int, frames: int, height: int, width: int) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    one = {"video": torch.rand(b, 3, frames, height, width, generator=g) * 2 - 1,
+           "caption": ["A red ball bounces across a wooden floor."] * b, "key": [str(i) for i in range(b)]}
+    return [one] * n
+
+
+def raw_encoders(cfg, tmp: Path, preset_wan: str | None) -> tuple[str, str | None]:
+    """(Wan folder, VLM folder) for raw batches: the encoders' weights must exist (paths.wan / paths.vlm, or the
+    tiny models). With bench.preset the random generator is joined with that folder's VAE, UMT5 and tokenizer."""
+    tiny = ensure_tiny_models(cfg.paths.tiny_models) if cfg.paths.get("tiny_models") else None
+    enc = cfg.paths.wan or (tiny or {}).get("wan")
+    vlm = cfg.paths.vlm or (tiny or {}).get("vlm")
+    if not enc or (cfg.model.conditioning == "connector" and not vlm):
+        raise ValueError("bench.kind=raw runs the real encoders: set paths.wan (VAE, UMT5, tokenizer) and paths.vlm, "
+                         "or paths.tiny_models")
+    if preset_wan is None:
+        return enc, vlm if cfg.model.conditioning == "connector" else None
+    for part in ("vae", "text_encoder", "tokenizer"):
+        (Path(preset_wan) / part).symlink_to(Path(enc).resolve() / part)
+    return preset_wan, vlm if cfg.model.conditioning == "connector" else None
+
+
+def planned_step(cfg, wan: str, vlm: str | None) -> int:
+    """The memory plan's bytes for this benchmark's step (its batches, no evaluation): what max_memory_allocated
+    should read on a GPU (tools/gpu_report.py compares them)."""
     from omegaconf import OmegaConf
     from nexus.plan.fit import fit_plan
-    alt = OmegaConf.merge(cfg, {"paths": {"wan": wan, "vlm": None}, "data": {"kind": "features"},
+    alt = OmegaConf.merge(cfg, {"paths": {"wan": wan, "vlm": vlm}, "data": {"kind": cfg.bench.kind},
                                 "eval": {"enabled": False}, "plan": {"gpu": "off"}})
-    return fit_plan(alt).used("step")
+    plan = fit_plan(alt)
+    return max(plan.used(p) for p in plan.phases)
 
 
 def main(cfg) -> None:
@@ -86,13 +112,22 @@ def main(cfg) -> None:
     else:
         wan = cfg.paths.wan or ensure_tiny_models(cfg.paths.tiny_models)["wan"]
     text_dim, vlm_dim = m.connector.out_dim, m.connector.vlm_dim
-    save_file({"umt5": torch.zeros(text_tokens, text_dim), "vlm": torch.zeros(vlm_tokens, vlm_dim)}, str(tmp / "null.safetensors"))
-    module = instantiate(m, _convert_="all", wan_path=wan, vlm_path=None, null_features=str(tmp / "null.safetensors"),
-                         random_init=bool(preset))
     shape = latent_shape(d.num_frames, d.height, d.width)
-    data = torch.utils.data.DataLoader(batches(steps + warmup, d.batch_size, shape, text_tokens, text_dim,
-                                               vlm_tokens, vlm_dim), batch_size=None)
-    planned = planned_step(cfg, wan)
+    if bc.kind == "raw":             # clips + captions: the frozen encoders run inside every step, as in training
+        wan, vlm = raw_encoders(cfg, tmp, wan if preset else None)
+        module = instantiate(m, _convert_="all", wan_path=wan, vlm_path=vlm, null_features=None,
+                             random_init=bool(preset))
+        items = raw_batches(steps + warmup, d.batch_size, d.num_frames, d.height, d.width)
+    elif bc.kind == "features":
+        save_file({"umt5": torch.zeros(text_tokens, text_dim), "vlm": torch.zeros(vlm_tokens, vlm_dim)},
+                  str(tmp / "null.safetensors"))
+        module = instantiate(m, _convert_="all", wan_path=wan, vlm_path=None,
+                             null_features=str(tmp / "null.safetensors"), random_init=bool(preset))
+        items = batches(steps + warmup, d.batch_size, shape, text_tokens, text_dim, vlm_tokens, vlm_dim)
+    else:
+        raise ValueError(f"bench.kind={bc.kind!r}: features (precomputed batches) or raw (clips through the encoders)")
+    data = torch.utils.data.DataLoader(items, batch_size=None)
+    planned = planned_step(cfg, wan, module.hparams.vlm_path)
     timer = StepTimer()
     strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     trainer = instantiate(cfg.trainer, max_steps=steps + warmup, strategy=strategy, callbacks=[timer], logger=False,
@@ -113,6 +148,7 @@ def main(cfg) -> None:
     peak = available_flops(dev, cfg.trainer.precision)
     row = {"recipe": cfg.name, "preset": preset, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            "precision": str(cfg.trainer.precision), "strategy": type(trainer.strategy).__name__,
+           "kind": bc.kind,
            "world_size": trainer.world_size, "shape": [d.num_frames, d.height, d.width], "batch_size": b,
            "latent_tokens_per_sample": tokens, "steps_timed": len(timed), "s_per_it": s_it,
            "s_per_it_min": min(timed), "samples_per_s": b / s_it, "latent_tokens_per_s": b * tokens / s_it,

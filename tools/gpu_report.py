@@ -9,11 +9,14 @@ own process (its own memory peak); a failed one is reported with its error, the 
 What it measures: (1) the CUDA context and library memory outside torch's allocator (the plan's reserve);
 (2) UPFB sampling s/step and peak memory per attention backend (default SDPA, cuDNN, flash-attn when installed),
 with regional compilation, and with the small generator on a second GPU when there is one; (3) a stage-1 training step of omni_wan13b on one GPU (features, Wan2.1-1.3B +
-full connector): s/it, MFU and peak memory; (4) each peak against the plan's allocated bytes.
+full connector): s/it, MFU, HFU and peak memory, and with bench.kind=raw when NEXUS_WAN_PATH and NEXUS_VLM_PATH
+hold the encoders' weights; (4) the raw-data encoders' cost per sample (tools/bench_encode.py); (5) each peak
+against the plan's allocated bytes.
 """
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -75,6 +78,14 @@ def markdown(report: dict) -> str:
         mfu = "n/a" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"
         lines.append(f"| {r['name']} | {r['s_per_it']:.3f} | {r['samples_per_s']:.3f} | {mfu} | "
                      f"{r['peak_memory_gb']:.2f} | {r['planned_allocated_gb']:.2f} |")
+    enc = report.get("encoders", {})
+    lines += ["", "## Raw-data encoders per sample (Wan2.1 VAE, UMT5-XXL, Qwen2.5-VL-7B; random weights)", ""]
+    if "error" in enc:
+        lines.append(f"error: {enc['error']}")
+    elif enc:
+        lines += ["| VAE encode s | UMT5 s | VLM s | per sample s | peak GiB (VAE) |", "|---|---|---|---|---|",
+                  f"| {enc['s']['vae_encode']:.3f} | {enc['s']['umt5']:.3f} | {enc['s']['vlm']:.3f} | "
+                  f"{enc['s_per_sample']:.3f} | {enc['peak_gib']['vae_encode']} |"]
     return "\n".join(lines) + "\n"
 
 
@@ -116,10 +127,15 @@ def main(argv=None) -> None:
                               out / f"sample-{n}.json", a.timeout) for n, extra in variants]
     train = ["recipe=tiny", "paths.tiny_models=runs/.tiny_models", "trainer.accelerator=cpu"] if a.tiny else \
         ["recipe=omni_wan13b", "bench.preset=wan2.1-t2v-1.3b", "strategy=auto", "trainer.devices=1"]
+    runs = [("default", []), ("compiled", ["model.compile=true"])]
+    if a.tiny or (os.environ.get("NEXUS_WAN_PATH") and os.environ.get("NEXUS_VLM_PATH")):
+        runs.append(("raw", ["bench.kind=raw"]))       # the encoders in the step: their weights must exist
     report["training"] = [run(f"train-{n}", [py, "tools/bench_train.py", *train, f"bench.steps={a.train_steps}",
                                              "bench.warmup=2", *extra, f"bench.out={out / f'train-{n}.json'}"],
-                              out / f"train-{n}.json", a.timeout)
-                          for n, extra in (("default", []), ("compiled", ["model.compile=true"]))]
+                              out / f"train-{n}.json", a.timeout) for n, extra in runs]
+    report["encoders"] = run("encode", [py, "tools/bench_encode.py", *[x for x in shape if x != "--preset"],
+                                        *(["--preset"] if not a.tiny else []), "--repeats", str(a.repeats),
+                                        "--out", str(out / "encode.json")], out / "encode.json", a.timeout)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(markdown(report))
     print(markdown(report))
