@@ -46,7 +46,7 @@ def test_report_table_and_a_failed_measurement(tmp_path):
     sampling = {"attention": "default (SDPA)", "compile": False, "small_device": "cuda:0",
                 "s_per_step": {"large_only": 2.0, "upfb": 2.3, "small_only": 0.3}, "upfb_over_large_only": 1.15,
                 "peak_allocated_gib": {"upfb": 40.123}, "planned_allocated_gib": 38.5}
-    training = {"name": "train-default", "s_per_it": 2.25, "samples_per_s": 0.444, "mfu": 0.4,
+    training = {"name": "train-default", "s_per_it": 2.25, "samples_per_s": 0.444, "mfu": 0.4, "hfu": 0.5,
                 "peak_memory_gb": 27.0, "planned_allocated_gb": 26.8}
     md = report.markdown({"device": "NVIDIA H100", "when": "now", "versions": {"torch": "t", "diffusers": "d"},
                           "shape": "81x480x832", "repeats": 3, "context": {"outside_allocator_gib": 0.6},
@@ -55,5 +55,5 @@ def test_report_table_and_a_failed_measurement(tmp_path):
                                        "peak_gib": {"vae_encode": 9.0}}})
     assert "| default (SDPA) | False | cuda:0 | 2.000 | 2.300 | 1.15x | 40.12 | 38.50 |" in md
     assert "| broken | | | error: ['boom'] |" in md
-    assert "| train-default | 2.250 | 0.444 | 40.0% | 27.00 | 26.80 |" in md
+    assert "| train-default | 2.250 | 0.444 | 40.0% | 50.0% | 27.00 | 26.80 |" in md
     assert "| 1.500 | 0.100 | 0.200 | 1.800 | 9.0 |" in md

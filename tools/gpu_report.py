@@ -70,13 +70,13 @@ def markdown(report: dict) -> str:
                      f"{r['upfb_over_large_only']:.2f}x | {peak if peak is None else round(peak, 2)} | "
                      f"{r['planned_allocated_gib']:.2f} |")
     lines += ["", "## Training (omni_wan13b on one GPU, features, bf16-mixed)", "",
-              "| run | s/it | samples/s | MFU | peak GB (allocated) | planned GB |", "|---|---|---|---|---|---|"]
+              "| run | s/it | samples/s | MFU | HFU | peak GB (allocated) | planned GB |", "|---|---|---|---|---|---|---|"]
     for r in report["training"]:
         if "error" in r:
-            lines.append(f"| {r['name']} | error: {r['error']} | | | | |")
+            lines.append(f"| {r['name']} | error: {r['error']} | | | | | |")
             continue
-        mfu = "n/a" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"
-        lines.append(f"| {r['name']} | {r['s_per_it']:.3f} | {r['samples_per_s']:.3f} | {mfu} | "
+        mfu, hfu = ("n/a" if r.get(k) is None else f"{100 * r[k]:.1f}%" for k in ("mfu", "hfu"))
+        lines.append(f"| {r['name']} | {r['s_per_it']:.3f} | {r['samples_per_s']:.3f} | {mfu} | {hfu} | "
                      f"{r['peak_memory_gb']:.2f} | {r['planned_allocated_gb']:.2f} |")
     enc = report.get("encoders", {})
     lines += ["", "## Raw-data encoders per sample (Wan2.1 VAE, UMT5-XXL, Qwen2.5-VL-7B; random weights)", ""]
