@@ -27,6 +27,13 @@ def test_resident_models_by_phase():
         BridgeModule("a", "b", "c", offload="disk")
 
 
+@pytest.mark.parametrize("bad", ["sampling.offload=disk", "sampling.small_device=gpu9", "sampling.attention=flashy"])
+def test_a_bad_placement_or_speed_value_creates_no_folder(tmp_path, tiny_models, bad):
+    with pytest.raises(ValueError, match=bad.split("=")[0]):
+        sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a red square", bad)))
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.fixture
 def a14b(tmp_path, tiny_models):
     """A Wan2.2-A14B-style large folder: a second, different expert below boundary_ratio * 1000."""

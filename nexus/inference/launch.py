@@ -18,8 +18,10 @@ from nexus.inference.provenance import check_folder, claim_folder, new_record, n
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights
 from nexus.models.tiny import ensure_tiny_models
-from nexus.models.speed import set_tf32
+from nexus.inference.placement import check_placement
+from nexus.models.speed import check_speed, set_tf32
 from nexus.plan.sample import check_sample
+from nexus.plan.table import gpu_memory
 from nexus.slurm.resume import checkpoint_problem
 
 LARGE_LAYOUT = {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)}
@@ -30,6 +32,9 @@ def sample(cfg: DictConfig) -> list[str]:
     p, s = cfg.paths, cfg.sampling
     check_settings(s.num_frames, s.height, s.width, s.num_steps, s.scheduler, s.dtype,
                    OmegaConf.to_container(cfg.bridge))
+    check_placement(s.offload, s.encoders, s.small_device)
+    check_speed(s.attention, "sampling")
+    gpu_memory(cfg.plan.gpu)
     stage1 = cfg.small.export if cfg.bridge.strategy != "large_only" else None
     if stage1 and not (Path(stage1) / "connector").is_dir() and checkpoint_problem(stage1):
         raise FileNotFoundError(f"small.export={stage1}: {checkpoint_problem(stage1)}, and not an export folder "

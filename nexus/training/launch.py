@@ -23,6 +23,7 @@ from nexus.evaluation.callback import eval_callbacks
 from nexus.models.tiny import ensure_tiny_models
 from nexus.models.speed import set_tf32
 from nexus.plan.fit import check_fit
+from nexus.plan.table import gpu_memory
 from nexus.schema import Fit, validate
 from nexus.shapes import check_clip_shape
 from nexus.slurm.requeue import RequeueOnSignal
@@ -60,6 +61,7 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     m, d, run_dir = cfg.model, cfg.data, Path(cfg.run.dir)
     check_clip_shape(d.num_frames, d.height, d.width)        # the cheap checks first: nothing built yet
     check_training_settings(**OmegaConf.to_container(m, resolve=True))
+    gpu_memory(cfg.plan.gpu)        # a bad plan.gpu is named now, not after the tiny models are built
     callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
                  RequeueOnSignal(run_dir / "checkpoints"), throughput_monitor(cfg.throughput_window),
                  *eval_callbacks(cfg, run_dir), *(extra_callbacks or [])]
