@@ -14,8 +14,8 @@ import numpy as np
 CRF = 12  # near-lossless: training clips should carry codec artefacts as little as possible
 
 
-def encode_mp4(frames: np.ndarray, fps: int = 16) -> bytes:
-    """uint8 (T, H, W, 3) RGB -> mp4 (libx264, yuv420p) bytes."""
+def encode_mp4(frames: np.ndarray, fps: int = 16, crf: int = CRF) -> bytes:
+    """uint8 (T, H, W, 3) RGB -> mp4 (libx264, yuv420p) bytes; crf: x264's quality (lower: larger, closer)."""
     frames = np.asarray(frames)
     if frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {frames.dtype}")
@@ -30,7 +30,7 @@ def encode_mp4(frames: np.ndarray, fps: int = 16) -> bytes:
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=int(fps))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(CRF), "preset": "medium"}
+        stream.options = {"crf": str(crf), "preset": "medium"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())  # flush the frames x264 still holds for lookahead
