@@ -23,3 +23,19 @@ def test_footage_costs_far_more_bits_than_the_shapes_clips():
     decoded = decode_mp4(footage["mp4"]).astype(np.float32)      # the sample holds clip 0 (x264's bytes vary by
     psnr = lambda seed: 10 * np.log10(255 ** 2 / ((decoded - footage_clip(seed, 17, 128, 192)) ** 2).mean())  # noqa
     assert decoded.shape == (17, 128, 192, 3) and psnr(0) > 25 > 15 > psnr(1)    # run with its threads)
+
+
+def test_bench_data_reports_where_a_clip_time_goes(tmp_path):
+    import importlib.util
+    import json
+    from helpers import ROOT
+    spec = importlib.util.spec_from_file_location("bench_data", ROOT / "tools" / "bench_data.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "data.json"
+    bench.main(["--frames", "9", "--height", "32", "--width", "32", "--workers", "1", "--batches", "2",
+                "--out", str(out)])
+    row = json.loads(out.read_text())
+    assert row["source"] == "footage" and row["mb_per_clip"] > 0 and row["bare_decode_clips_per_s"] > 0
+    assert set(row["stage_s_per_clip"]) == {"decode", "decode+rgb", "decode_into", "resize_crop"}
+    assert all(v > 0 for v in row["stage_s_per_clip"].values()) and row["hand_over_s_per_clip"] is not None

@@ -31,6 +31,40 @@ def bare_decode(index: ShardIndex, frames: int, n: int) -> tuple[float, int]:
     return n / (time.perf_counter() - t0), nbytes
 
 
+def stage_seconds(index: ShardIndex, frames: int, height: int, width: int, n: int) -> dict:
+    """Seconds per clip of each stage, in this process: PyAV's decode alone, + the colour conversion to RGB,
+    + the copy into the clip buffer (decode_into, what a worker does for a clip of the shard's size), and the
+    resize + centre crop a clip of another size would add (to 3/4 of the size here)."""
+    from io import BytesIO
+
+    import av
+    from nexus.data.datamodule import decode_into, resize_center_crop
+
+    def decode(convert: bool):
+        for i in range(n):
+            with av.open(BytesIO(index[i % len(index)]["mp4"])) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for k, frame in enumerate(container.decode(stream)):
+                    if convert:
+                        frame.to_ndarray(format="rgb24")
+                    if k + 1 == frames:
+                        break
+
+    def load():
+        for i in range(n):
+            decode_into(index[i % len(index)]["mp4"], 0, frames, height, width)
+    clip = decode_into(index[0]["mp4"], 0, frames, height, width).numpy()
+    small = (height * 3 // 4 // 16 * 16, width * 3 // 4 // 16 * 16)
+    out = {}
+    for name, fn in (("decode", lambda: decode(False)), ("decode+rgb", lambda: decode(True)), ("decode_into", load),
+                     ("resize_crop", lambda: [resize_center_crop(clip, *small) for _ in range(n)])):
+        t0 = time.perf_counter()
+        fn()
+        out[name] = (time.perf_counter() - t0) / n
+    return out
+
+
 def datamodule_rate(shards, frames, height, width, workers: int, n: int) -> float:
     dm = ShardDataModule(shards, num_frames=frames, height=height, width=width, batch_size=1, num_workers=workers,
                          target_fps=None, start="fixed")
@@ -66,6 +100,7 @@ def main(argv=None) -> None:
     index = ShardIndex(expand_shards(shards))
     bare, nbytes = bare_decode(index, a.frames, a.batches)
     mb_per_clip = nbytes / a.batches / 1e6
+    stages = stage_seconds(index, a.frames, a.height, a.width, min(a.batches, 8))
     rows = []
     for w in a.workers:
         rate = datamodule_rate(shards, a.frames, a.height, a.width, w, a.batches)
@@ -73,7 +108,7 @@ def main(argv=None) -> None:
                      "per_worker_vs_bare": rate / w / bare})
     result = {"shape": [a.frames, a.height, a.width], "clips": len(index), "source": a.shards or a.clips,
               "mb_per_clip": mb_per_clip,
-              "bare_decode_clips_per_s": bare, "datamodule": rows}
+              "bare_decode_clips_per_s": bare, "datamodule": rows, "stage_s_per_clip": stages}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -81,6 +116,16 @@ def main(argv=None) -> None:
     print("\n| workers | clips/s | MB/s | per worker / bare decode |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['workers']} | {r['clips_per_s']:.2f} | {r['mb_per_s']:.1f} | {r['per_worker_vs_bare']:.2f} |")
+    one = next((r for r in rows if r["workers"] == 1), None)
+    hand_over = 1 / one["clips_per_s"] - stages["decode_into"] if one else None
+    result["hand_over_s_per_clip"] = hand_over
+    out.write_text(json.dumps(result, indent=2))
+    print("\nwhere a clip's time goes (this process; hand-over: 1 worker's s/clip minus decode_into):")
+    print("| decode | colour conversion | copy into the clip buffer | resize + crop (other size) | hand-over |\n"
+          "|---|---|---|---|---|")
+    print(f"| {stages['decode']:.3f} s | {stages['decode+rgb'] - stages['decode']:.3f} s | "
+          f"{stages['decode_into'] - stages['decode+rgb']:.3f} s | {stages['resize_crop']:.3f} s | "
+          + (f"{hand_over:.3f} s |" if hand_over is not None else "n/a |"))
     print(f"\nwrote {out}")
 
 
