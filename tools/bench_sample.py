@@ -34,8 +34,8 @@ def planned_gib(small, large, a, dtype) -> float:
     from nexus.plan import activations as act
     weights = sum(p.numel() * p.element_size() for m in (small, large) for p in m.parameters())
     shape = lambda n: act.StepShape(1, a.frames, a.height, a.width, n)      # noqa: E731
-    fwd = max(act.generator_forward(act._freeze(dict(small.config)), shape(a.context_len), dtype),
-              act.generator_forward(act._freeze(dict(large.config)), shape(WAN_TEXT_LEN), dtype))
+    fwd = max(act.generator_forward(act.freeze(dict(small.config)), shape(a.context_len), dtype),
+              act.generator_forward(act.freeze(dict(large.config)), shape(WAN_TEXT_LEN), dtype))
     return (weights + fwd) / 2 ** 30
 
 

@@ -33,7 +33,8 @@ class StepShape:
         return tuple(latent_shape(self.frames, self.height, self.width)[1:])
 
 
-def _freeze(cfg: dict) -> tuple:
+def freeze(cfg: dict) -> tuple:
+    """A config dict as a hashable key for the traces' caches (lists become tuples, private keys dropped)."""
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()
                         if not k.startswith("_")))
 

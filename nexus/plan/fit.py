@@ -138,7 +138,7 @@ def fit_plan(cfg: DictConfig) -> Plan:
             vlm, _, vlm_src = sizes.vlm_params(cfg.paths.get("vlm"), plan_cfg.vlm)
             plan.add("VLM (understanding block)", enc_bytes * vlm, how=f"{vlm_src}, {m.encoder_dtype}")
     shape = largest_shape(d, m.context_len if connector else m.text_len, m.text_len, plan_cfg.vlm_tokens)
-    freeze = act._freeze
+    freeze = act.freeze
     step = act.train_step(freeze(gen_cfg), shape, freeze(connector) if connector else None, m.generator_train,
                           freeze(lora) if lora else None, bool(m.gradient_checkpointing), params_dtype, autocast)
     plan.add("activations: training step", step, "step",

@@ -44,8 +44,8 @@ def sampling_rows(plan: Plan, small: dict | None, large: list[dict] | None, shap
         generator_rows(plan, "small generator", [small], dtype, offload, encoders, "small")
     if large:
         generator_rows(plan, "large generator", large, dtype, offload, encoders, "large")
-    forwards = [act.generator_forward(act._freeze(small), shape, dtype, batched_cfg)] if small else []
-    forwards += [act.generator_forward(act._freeze(c), large_shape, dtype, batched_cfg) for c in large or []]
+    forwards = [act.generator_forward(act.freeze(small), shape, dtype, batched_cfg)] if small else []
+    forwards += [act.generator_forward(act.freeze(c), large_shape, dtype, batched_cfg) for c in large or []]
     plan.add("activations: guided forward", max(forwards), "sample",
              how=f"traced: {shape.batch} prompt(s) x {shape.frames}x{shape.height}x{shape.width}, "
                  f"{'cond+null batched' if batched_cfg else 'cond, null apart'}")
