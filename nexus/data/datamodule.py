@@ -14,16 +14,14 @@ import logging
 import random
 
 import lightning as L
-import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load as load_safetensors
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader
 
 from nexus.data.clips import STARTS, clip_indices
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.stream import Bucket, SampleStream
-from nexus.data.video import decode_mp4, iter_frames
+from nexus.data.decode import check_decoder, load_clip, shared_buffer, threads_per_decode
 from nexus.errors import RunStopped
 from nexus.models.codec import to_model_video
 from nexus.shapes import check_clip_shape
@@ -32,50 +30,18 @@ KINDS = ("raw", "features")
 log = logging.getLogger(__name__)
 
 
-def resize_center_crop(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """uint8 (T, H0, W0, 3) -> uint8 (T, height, width, 3): scale to cover, then centre crop. Clips stay uint8
-    and channels-last through the workers (a 81x480x832 clip is 97 MB, not 388 MB as float; no transpose
-    copy) and become (3, T, H, W) in [-1, 1] on the training device (nexus.models.codec.to_model_video)."""
-    x = torch.from_numpy(frames)
-    h0, w0 = x.shape[1:3]
-    scale = max(height / h0, width / w0)
-    size = (max(height, round(h0 * scale)), max(width, round(w0 * scale)))
-    if size != (h0, w0):
-        x = F.interpolate(x.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", antialias=True,
-                          align_corners=False).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-    top, left = (size[0] - height) // 2, (size[1] - width) // 2
-    if (top, left, x.shape[1], x.shape[2]) == (0, 0, height, width):
-        return x if x.is_contiguous() else x.contiguous()
-    return x[:, top: top + height, left: left + width].contiguous()
-
-
-def worker_buffer(shape: tuple, dtype=torch.uint8) -> torch.Tensor:
-    """An empty tensor, in shared memory when made in a DataLoader worker: handing it to the main process
-    then costs no copy (a 81x480x832 clip is 97 MB)."""
-    buf = torch.empty(shape, dtype=dtype)
-    return buf.share_memory_() if get_worker_info() is not None else buf
-
-
-def decode_into(data: bytes, start: int, num_frames: int, height: int, width: int) -> torch.Tensor:
-    """Decode frames [start, start + num_frames) of a height x width clip straight into one uint8 buffer."""
-    buf = worker_buffer((num_frames, height, width, 3))
-    view = buf.numpy()              # numpy's frame copy is about twice as fast as torch's per-frame copy_ here
-    for k, frame in enumerate(iter_frames(data, num_frames, start)):
-        if frame.shape[:2] != (height, width):
-            raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]}, the shard's json says {width}x{height}")
-        view[k] = frame
-    return buf
-
-
 class DecodedShards(torch.utils.data.Dataset):
-    """Samples of the shards, decoded: a clip of num_frames at target_fps (PyAV, in the loader's workers),
-    resized and centre-cropped, scaled to [-1, 1] last; or the precomputed features. `fetch` returns None for a
-    sample that cannot be used (logged once), which the stream replaces and counts."""
+    """Samples of the shards, decoded: a clip of num_frames at target_fps (nexus.data.decode, in the loader's
+    workers), resized and centre-cropped, scaled to [-1, 1] last; or the precomputed features. `fetch` returns
+    None for a sample that cannot be used (logged once), which the stream replaces and counts.
+    threads: FFmpeg threads per decode (0: FFmpeg decides)."""
 
     def __init__(self, index: ShardIndex, kind: str, num_frames: int, height: int, width: int,
-                 target_fps: float | None = None, start: str = "random", seed: int = 0):
+                 target_fps: float | None = None, start: str = "random", seed: int = 0,
+                 decoder: str = "torchcodec", threads: int = 0):
         self.index, self.kind, self.shape = index, kind, (num_frames, height, width)
         self.target_fps, self.start, self.seed = target_fps, start, seed
+        self.decoder, self.threads = decoder, threads
 
     def __len__(self) -> int:
         return len(self.index)
@@ -101,20 +67,14 @@ class DecodedShards(torch.utils.data.Dataset):
         if self.kind == "raw":
             t, h, w = shape
             rng = random.Random(self.seed * 1_000_003 + position)     # a new start each pass, reproducibly
-            total = meta.get("num_frames")      # known from the shard's json: decode only up to the clip's end
-            frames = None if total else decode_mp4(s["mp4"])
-            total = total or len(frames)
-            idx = clip_indices(total, t, meta.get("fps"), self.target_fps, self.start, rng)
-            if idx is None:
-                raise ValueError(f"{total} frames at {meta.get('fps')} fps are too short for {t} frames "
-                                 f"at {self.target_fps} fps")
-            consecutive = idx == list(range(idx[0], idx[0] + len(idx)))
-            if frames is None and consecutive and (meta.get("height"), meta.get("width")) == (h, w):
-                out["video"] = decode_into(s["mp4"], idx[0], t, h, w)     # the common case: no extra copy
-                return out
-            if frames is None:
-                frames = decode_mp4(s["mp4"], num_frames=idx[-1] + 1)
-            out["video"] = resize_center_crop(frames[idx[0]: idx[-1] + 1] if consecutive else frames[idx], h, w)
+
+            def pick(total: int) -> list[int]:
+                idx = clip_indices(total, t, meta.get("fps"), self.target_fps, self.start, rng)
+                if idx is None:
+                    raise ValueError(f"{total} frames at {meta.get('fps')} fps are too short for {t} frames "
+                                     f"at {self.target_fps} fps")
+                return idx
+            out["video"] = load_clip(s["mp4"], meta, h, w, pick, self.decoder, self.threads)
         else:
             feats = load_safetensors(s["features.safetensors"])
             out.update(latents=feats["latents"], umt5=feats["umt5"], vlm=feats["vlm"])
@@ -125,7 +85,7 @@ def collate(samples: list[dict]) -> dict:
     out = {"key": [s["key"] for s in samples], "caption": [s["caption"] for s in samples]}
     if "video" in samples[0]:    # one clip: a view, not a copy (97 MB at 81x480x832); several: into shared memory
         clips = [s["video"] for s in samples]
-        out["video"] = clips[0][None] if len(clips) == 1 else torch.stack(clips, out=worker_buffer((len(clips),
+        out["video"] = clips[0][None] if len(clips) == 1 else torch.stack(clips, out=shared_buffer((len(clips),
                                                                                                      *clips[0].shape)))
     else:
         shapes = {tuple(s["latents"].shape) for s in samples}
@@ -152,10 +112,13 @@ class ShardDataModule(L.LightningDataModule):
     def __init__(self, shards: str | list[str], kind: str = "raw", num_frames: int = 81, height: int = 480,
                  width: int = 832, batch_size: int = 1, num_workers: int = 4, seed: int = 0, shuffle: bool = True,
                  target_fps: float | None = None, start: str = "random", buckets: list[dict] | None = None,
-                 max_bad_fraction: float = 0.01):
+                 max_bad_fraction: float = 0.01, decoder: str = "torchcodec", decode_threads: int | str = "auto"):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"data.kind={kind!r}: choose one of {KINDS}")
+        threads_per_decode(decode_threads, 1)     # refuses a bad value now
+        if kind == "raw":
+            check_decoder(decoder)
         if start not in STARTS:
             raise ValueError(f"data.start={start!r}: choose one of {STARTS}")
         if not 0 <= max_bad_fraction <= 1:
@@ -171,6 +134,7 @@ class ShardDataModule(L.LightningDataModule):
         self.shards, self.kind, self.shape = shards, kind, (num_frames, height, width)
         self.batch_size, self.num_workers, self.seed, self.shuffle = batch_size, num_workers, seed, shuffle
         self.target_fps, self.start = target_fps, start
+        self.decoder, self.decode_threads = decoder, decode_threads
         self.max_bad_fraction = max_bad_fraction
         self.urls = expand_shards(shards)      # fails here, before any model loads, if nothing matches
         self.dataset: DecodedShards | None = None
@@ -201,7 +165,8 @@ class ShardDataModule(L.LightningDataModule):
                 raise RunStopped(f"{index.unreachable} samples are lost in {len(index.bad_shards)} damaged shards "
                                  f"({share:.1%} > data.max_bad_fraction={self.max_bad_fraction}; the warnings name "
                                  f"them): repair or drop those shards, or raise data.max_bad_fraction")
-            self.dataset = DecodedShards(index, self.kind, *self.shape, self.target_fps, self.start, self.seed)
+            self.dataset = DecodedShards(index, self.kind, *self.shape, self.target_fps, self.start, self.seed,
+                                         self.decoder)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """On the device: uint8 video -> [-1, 1]. Count what failed; stop (one line) once too much has."""
@@ -239,6 +204,9 @@ class ShardDataModule(L.LightningDataModule):
         # resume: the stream position is a function of the optimizer steps already taken
         start = trainer.global_step * trainer.accumulate_grad_batches if trainer else 0
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        # FFmpeg threads per decode: the workers (or, with none, the main process) share this rank's cores
+        self.dataset.threads = threads_per_decode(self.decode_threads, self.num_workers,
+                                                  trainer.num_devices if trainer else 1)
         stream = SampleStream(self.dataset, self.batch_size, collate, seed=self.seed, shuffle=self.shuffle,
                               rank=rank, world_size=world, start_batch=start, buckets=self.buckets)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
