@@ -4,7 +4,9 @@ import itertools
 import torch
 from torch.utils.data import DataLoader
 
-from nexus.data.stream import SampleStream
+import pytest
+
+from nexus.data.stream import Bucket, SampleStream
 
 
 class Range:
@@ -70,3 +72,29 @@ def test_start_batch_is_the_tail():
     for k in (1, 5, 9):
         resumed = take(SampleStream(Range(17), 4, as_list, seed=3, rank=0, world_size=2, start_batch=k), 12 - k)
         assert resumed == full[k:]
+
+
+def test_threads_reproduce_zero_worker_order_and_stop_when_closed():
+    import threading
+    import time
+
+    from nexus.data.stream import ThreadedStream
+
+    class Fetch(Range):
+        def fetch(self, i, bucket, position):
+            return (i, bucket.num_frames) if bucket else i
+
+    class Slow(Fetch):           # later samples finish first: the order must still be the stream's
+        def fetch(self, i, bucket, position):
+            time.sleep(0.002 * (23 - i))
+            return super().fetch(i, bucket, position)
+    for buckets in (None, [Bucket(5, 8, 8, 2, 1.0), Bucket(9, 8, 8, 1, 2.0)]):
+        plain = SampleStream(Fetch(23), 3, as_list, seed=2, rank=1, world_size=2, start_batch=1, buckets=buckets)
+        threaded = SampleStream(Slow(23), 3, as_list, seed=2, rank=1, world_size=2, start_batch=1, buckets=buckets)
+        assert take(ThreadedStream(threaded, 3), 20) == take(plain, 20)      # 20 batches cross two passes
+    it = iter(ThreadedStream(SampleStream(Slow(23), 2, as_list), 2))
+    next(it)
+    it.close()                   # end of training: the pool winds down, no thread left behind
+    assert not [t for t in threading.enumerate() if t.name.startswith("nexus-data")]
+    with pytest.raises(ValueError, match="threads >= 1"):
+        ThreadedStream(SampleStream(Range(3), 1, as_list), 0)

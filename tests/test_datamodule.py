@@ -171,3 +171,46 @@ def test_truncated_shard_is_reported_not_fatal(tmp_path):
     index = ShardIndex([path], on_error="skip")
     assert index.bad_shards and index.bad_shards[0][0] == path
     assert 0 < len(index) < 4
+
+
+@pytest.mark.parametrize("decoder,worker_type,workers", [("torchcodec", "thread", 2), ("torchcodec", "process", 2),
+                                                          ("pyav", "thread", 2), ("pyav", "process", 1)])
+def test_every_decoder_and_worker_type_gives_the_batches_of_no_workers(tmp_path, decoder, worker_type, workers):
+    """The same batches (keys, shapes, buckets, frames within a grey level, failed reads) whatever decodes them
+    and wherever: fps sampling from random starts, two bucket shapes (one resized), a corrupt sample, two ranks."""
+    clips = [sample(f"{i:02d}", counting_clip(40, value_step=5)) for i in range(7)]
+    clips[3]["mp4"] = clips[3]["mp4"][:200]                        # corrupt: replaced and counted
+    write(tmp_path, clips)
+    buckets = [{"num_frames": 5, "height": 16, "width": 16, "batch_size": 2, "weight": 1},
+               {"num_frames": 9, "height": 32, "width": 32, "batch_size": 1, "weight": 1}]
+
+    def batches(decoder, worker_type, workers, rank=0):
+        dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, num_workers=workers,
+                             target_fps=16, buckets=buckets, seed=4, decoder=decoder, worker_type=worker_type,
+                             decode_threads=1, max_bad_fraction=1.0)
+        dm.setup("fit")
+        dm.trainer = type("T", (), {"global_step": 3, "accumulate_grad_batches": 1, "global_rank": rank,
+                                    "world_size": 2, "num_devices": 2})()      # resumed at step 3, rank `rank`
+        it = iter(dm.train_dataloader())
+        out = [next(it) for _ in range(8)]
+        del it
+        return out
+    reference = batches("pyav", "process", 0)             # the loader as it was: PyAV, in the main process
+    got = batches(decoder, worker_type, workers)
+    assert [b["key"] for b in got] == [b["key"] for b in reference]
+    assert [b["failed_indices"] for b in got] == [b["failed_indices"] for b in reference]
+    assert {tuple(b["video"].shape) for b in got} == {(2, 5, 16, 16, 3), (1, 9, 32, 32, 3)}
+    for a, b in zip(got, reference):
+        assert a["video"].shape == b["video"].shape and (a["video"].int() - b["video"].int()).abs().max() <= 1
+    other_rank = [b["key"] for b in batches(decoder, worker_type, workers, rank=1)]
+    assert other_rank == [b["key"] for b in batches("pyav", "process", 0, rank=1)] != [b["key"] for b in got]
+
+
+def test_worker_type_and_decoder_values_are_checked(tmp_path):
+    write(tmp_path, [sample("g", counting_clip(9))])
+    with pytest.raises(ValueError, match=r"data.worker_type='fork': choose one of \('thread', 'process'\)"):
+        ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, worker_type="fork")
+    with pytest.raises(ValueError, match=r"data.decoder='cv2': choose one of"):
+        ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, decoder="cv2")
+    with pytest.raises(ValueError, match=r"data.decode_threads='many'"):
+        ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, decode_threads="many")

@@ -25,7 +25,7 @@ def test_footage_costs_far_more_bits_than_the_shapes_clips():
     assert decoded.shape == (17, 128, 192, 3) and psnr(0) > 25 > 15 > psnr(1)   # (x264's bytes vary run to run)
 
 
-def test_bench_data_reports_where_a_clip_time_goes(tmp_path):
+def test_bench_data_runs_every_anchor_and_says_where_a_clip_time_goes(tmp_path, capsys):
     import importlib.util
     import json
     from helpers import ROOT
@@ -33,9 +33,21 @@ def test_bench_data_reports_where_a_clip_time_goes(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "data.json"
-    bench.main(["--frames", "9", "--height", "32", "--width", "32", "--workers", "1", "--batches", "2",
-                "--out", str(out)])
-    row = json.loads(out.read_text())
-    assert row["source"] == "footage" and row["mb_per_clip"] > 0 and row["bare_decode_clips_per_s"] > 0
-    assert set(row["stage_s_per_clip"]) == {"decode", "decode+rgb", "decode_into", "resize_crop"}
-    assert all(v > 0 for v in row["stage_s_per_clip"].values()) and row["hand_over_s_per_clip"] is not None
+    bench.main(["--frames", "9", "--height", "32", "--width", "32", "--workers", "1", "2", "--batches", "4",
+                "--repeats", "2", "--out", str(out)])
+    got = json.loads(out.read_text())
+    assert got["source"] == "footage" and got["mb_per_clip"] > 0 and got["not_run"] == {}
+    loops = [f"bare {n}" for n in ("pyav", "torchcodec", "decord")] + [
+        f"DataModule {d}, {k}" for d in ("torchcodec", "pyav") for k in ("threads", "processes")]
+    assert [(r["loop"], r["workers"]) for r in got["rows"]] == [(n, w) for n in loops for w in (1, 2)]
+    for r in got["rows"]:
+        assert len(r["runs"]) == 2 and r["min"] <= r["median"] <= r["max"] and r["min"] > 0
+        best = max(x["median"] for x in got["rows"] if x["workers"] == r["workers"] and x["loop"].startswith("bare"))
+        assert r["vs_best_bare"] == r["median"] / best
+        one = next(x["median"] for x in got["rows"] if x["loop"] == r["loop"] and x["workers"] == 1)
+        assert r["scaling"] == r["median"] / (r["workers"] * one)
+    assert set(got["stage_s_per_clip"]) == {"torchcodec", "pyav"}
+    assert set(got["stage_s_per_clip"]["pyav"]) == {"decode", "decode+rgb", "clip", "clip_resized", "hand_over"}
+    assert all(v is not None for s in got["stage_s_per_clip"].values() for v in s.values())
+    printed = capsys.readouterr().out
+    assert "| DataModule torchcodec, threads | 2 |" in printed and "where one clip's time goes" in printed

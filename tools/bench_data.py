@@ -1,80 +1,138 @@
-"""Data loading speed: clips/s and MB/s of the stage-1 DataModule (decode in workers, clip sampling, resize,
-[-1, 1]) with 1, 2, ... workers, against a bare PyAV decode loop over the same files; table + JSON.
+"""Data loading speed: the stage-1 DataModule (decode in workers, clip sampling, resize, hand-over) against bare
+decode loops of PyAV, torchcodec and decord over the same files, each at 1, 2, ... workers; table + JSON.
+
+Every row runs W processes (the DataModule: W loader workers) with FFmpeg threads = cores / W (data.decode_threads
+auto), and reports clips/s (median and range over --repeats), the ratio to the best bare loop at the same W,
+and the scaling against W x its 1-worker rate. Then where one clip's time goes, per decoder.
 
   python tools/bench_data.py                                   # footage-like 81x480x832 clips (~3 MB), in a temp dir
   python tools/bench_data.py --shards '/data/clips/*.tar' --workers 1 2 8 --batches 64
 """
 import argparse
 import json
+import multiprocessing as mp
+import statistics
 import sys
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.data.datamodule import ShardDataModule  # noqa: E402
-from nexus.data.shards import ShardIndex, expand_shards, write_shards  # noqa: E402
+from nexus.data.datamodule import WORKER_TYPES, ShardDataModule  # noqa: E402
+from nexus.data.decode import DECODERS, check_decoder, load_clip, threads_per_decode, usable_cores  # noqa: E402
 from nexus.data.footage import footage_samples  # noqa: E402
+from nexus.data.shards import ShardIndex, expand_shards, write_shards  # noqa: E402
 from nexus.data.synthetic import synthetic_samples  # noqa: E402
-from nexus.data.video import decode_mp4  # noqa: E402
 from nexus.shapes import check_clip_shape  # noqa: E402
 
 
-def bare_decode(index: ShardIndex, frames: int, n: int) -> tuple[float, int]:
-    """Clips/s and bytes of a plain loop: read the mp4 bytes and decode the frames, nothing else."""
-    t0, nbytes = time.perf_counter(), 0
-    for i in range(n):
-        data = index[i % len(index)]["mp4"]
-        nbytes += len(data)
-        decode_mp4(data, num_frames=frames)
-    return n / (time.perf_counter() - t0), nbytes
-
-
-def stage_seconds(index: ShardIndex, frames: int, height: int, width: int, n: int) -> dict:
-    """Seconds per clip of each stage, in this process: PyAV's decode alone, + the colour conversion to RGB,
-    + the copy into the clip buffer (decode_into, what a worker does for a clip of the shard's size), and the
-    resize + centre crop a clip of another size would add (to 3/4 of the size here)."""
-    from io import BytesIO
-
+# the bare loops: the first `frames` frames of a clip as RGB, nothing else (each library's plain use)
+def bare_pyav(data: bytes, frames: int, threads: int, convert: bool = True) -> None:
     import av
-    from nexus.data.datamodule import decode_into, resize_center_crop
-
-    def decode(convert: bool):
-        for i in range(n):
-            with av.open(BytesIO(index[i % len(index)]["mp4"])) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for k, frame in enumerate(container.decode(stream)):
-                    if convert:
-                        frame.to_ndarray(format="rgb24")
-                    if k + 1 == frames:
-                        break
-
-    def load():
-        for i in range(n):
-            decode_into(index[i % len(index)]["mp4"], 0, frames, height, width)
-    clip = decode_into(index[0]["mp4"], 0, frames, height, width).numpy()
-    small = (height * 3 // 4 // 16 * 16, width * 3 // 4 // 16 * 16)
-    out = {}
-    for name, fn in (("decode", lambda: decode(False)), ("decode+rgb", lambda: decode(True)), ("decode_into", load),
-                     ("resize_crop", lambda: [resize_center_crop(clip, *small) for _ in range(n)])):
-        t0 = time.perf_counter()
-        fn()
-        out[name] = (time.perf_counter() - t0) / n
-    return out
+    with av.open(BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        for k, frame in enumerate(container.decode(stream)):
+            if convert:
+                frame.to_ndarray(format="rgb24")
+            if k + 1 == frames:
+                break
 
 
-def datamodule_rate(shards, frames, height, width, workers: int, n: int) -> float:
+def bare_torchcodec(data: bytes, frames: int, threads: int) -> None:
+    from torchcodec.decoders import VideoDecoder
+    VideoDecoder(data, dimension_order="NHWC", num_ffmpeg_threads=threads).get_frames_in_range(0, frames)
+
+
+def bare_decord(data: bytes, frames: int, threads: int) -> None:
+    import decord
+    decord.VideoReader(BytesIO(data), ctx=decord.cpu(0), num_threads=threads).get_batch(list(range(frames)))
+
+
+PLURAL = {"thread": "threads", "process": "processes"}
+ANCHORS = {"pyav": bare_pyav, "torchcodec": bare_torchcodec, "decord": bare_decord}
+
+
+def missing(name: str) -> str | None:
+    """Why an anchor cannot run here (None: it can)."""
+    try:
+        if name == "torchcodec":
+            check_decoder("torchcodec")
+        elif name == "decord":
+            import decord  # noqa: F401
+        return None
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+
+
+def _bare_worker(name, clips, frames, threads, barrier, out):
+    fn = ANCHORS[name]
+    fn(clips[0], frames, threads)                              # warm: libraries loaded, caches filled
+    barrier.wait()
+    t0 = time.perf_counter()
+    for data in clips:
+        fn(data, frames, threads)
+    out.put((t0, time.perf_counter()))
+
+
+def bare_rate(name: str, mp4s: list[bytes], frames: int, workers: int, n: int, threads: int) -> float:
+    """clips/s of `workers` processes running the bare loop together over n clips in all."""
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(workers), ctx.Queue()
+    share = [[mp4s[i % len(mp4s)] for i in range(w, n, workers)] for w in range(workers)]
+    procs = [ctx.Process(target=_bare_worker, args=(name, share[w], frames, threads, barrier, out))
+             for w in range(workers)]
+    for p in procs:
+        p.start()
+    spans = [out.get(timeout=3600) for _ in procs]
+    for p in procs:
+        p.join()
+    return n / (max(t1 for _, t1 in spans) - min(t0 for t0, _ in spans))
+
+
+def datamodule_rate(shards, frames, height, width, decoder: str, worker_type: str, workers: int, n: int,
+                    threads: int) -> float:
     dm = ShardDataModule(shards, num_frames=frames, height=height, width=width, batch_size=1, num_workers=workers,
-                         target_fps=None, start="fixed")
+                         target_fps=None, start="fixed", decoder=decoder, decode_threads=threads,
+                         worker_type=worker_type)
     dm.setup("fit")
     it = iter(dm.train_dataloader())
-    next(it)                                   # worker start-up is not throughput
+    for _ in range(max(1, workers)):           # each worker's start-up is not throughput
+        next(it)
     t0 = time.perf_counter()
     for _ in range(n):
         next(it)
     return n / (time.perf_counter() - t0)
+
+
+def per_clip(fn, n: int) -> float:
+    fn(0)
+    t0 = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return (time.perf_counter() - t0) / n
+
+
+def stage_seconds(mp4s, metas, frames, height, width, decoder, threads, n) -> dict:
+    """Seconds per clip in this process: the bare decode to RGB, the DataModule's clip at the shard's size, and
+    at 3/4 of it (resize + centre crop), plus PyAV's decode without the colour conversion."""
+    small = (height * 3 // 4 // 16 * 16, width * 3 // 4 // 16 * 16)
+    pick = lambda total: list(range(frames))  # noqa: E731
+    out = {"decode+rgb": per_clip(lambda i: ANCHORS[decoder](mp4s[i % len(mp4s)], frames, threads), n),
+           "clip": per_clip(lambda i: load_clip(mp4s[i % len(mp4s)], metas[i % len(mp4s)], height, width, pick,
+                                                decoder, threads), n),
+           "clip_resized": per_clip(lambda i: load_clip(mp4s[i % len(mp4s)], metas[i % len(mp4s)], *small, pick,
+                                                        decoder, threads), n)}
+    if decoder == "pyav":
+        out["decode"] = per_clip(lambda i: bare_pyav(mp4s[i % len(mp4s)], frames, threads, convert=False), n)
+    return out
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
 
 def main(argv=None) -> None:
@@ -86,11 +144,25 @@ def main(argv=None) -> None:
     p.add_argument("--frames", type=int, default=81)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--width", type=int, default=832)
-    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--batches", type=int, default=16)
+    p.add_argument("--workers", type=int, nargs="+", default=None, help="default: 1, 2 and the core count")
+    p.add_argument("--decoders", nargs="+", choices=DECODERS, default=list(DECODERS),
+                   help="the DataModule's data.decoder values to measure")
+    p.add_argument("--worker-types", nargs="+", choices=WORKER_TYPES, default=list(WORKER_TYPES),
+                   help="the DataModule's data.worker_type values to measure")
+    p.add_argument("--decode-threads", default="auto", type=lambda s: s if s == "auto" else int(s),
+                   help="FFmpeg threads per decode, as data.decode_threads (auto: cores / workers; 1 shows scaling)")
+    p.add_argument("--batches", type=int, default=16, help="clips per measurement")
+    p.add_argument("--repeats", type=int, default=3, help="measurements per row (median and range)")
     p.add_argument("--out", default="bench/data.json")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
+    if a.batches < 1 or a.repeats < 1 or any(w < 1 for w in a.workers or [1]):
+        raise ValueError(f"--batches {a.batches}, --repeats {a.repeats}, --workers {a.workers}: each must be >= 1")
+    for d in a.decoders:
+        check_decoder(d)
+    threads = {w: threads_per_decode(a.decode_threads, w) for w in range(1, 1 + max(a.workers or [usable_cores(), 2]))}
+    cores = usable_cores()
+    workers = sorted(set(a.workers or [1, 2, cores]))
     shards = a.shards
     if shards is None:
         tmp = tempfile.mkdtemp(prefix="nexus-bench-data-")
@@ -98,34 +170,65 @@ def main(argv=None) -> None:
         write_shards(make(8, a.frames, a.height, a.width, seed=0), tmp, maxcount=8)
         shards = f"{tmp}/*.tar"
     index = ShardIndex(expand_shards(shards))
-    bare, nbytes = bare_decode(index, a.frames, a.batches)
-    mb_per_clip = nbytes / a.batches / 1e6
-    stages = stage_seconds(index, a.frames, a.height, a.width, min(a.batches, 8))
-    rows = []
-    for w in a.workers:
-        rate = datamodule_rate(shards, a.frames, a.height, a.width, w, a.batches)
-        rows.append({"workers": w, "clips_per_s": rate, "mb_per_s": rate * mb_per_clip,
-                     "per_worker_vs_bare": rate / w / bare})
+    samples = [index[i] for i in range(min(len(index), 64))]
+    mp4s = [s["mp4"] for s in samples]
+    metas = [json.loads(s["json"]) if "json" in s else {} for s in samples]
+    mb_per_clip = sum(map(len, mp4s)) / len(mp4s) / 1e6
+
+    rows, skipped = [], {}
+    for name in ANCHORS:
+        why = missing(name)
+        if why:
+            skipped[name] = why
+            continue
+        for w in workers:
+            rows.append({"loop": f"bare {name}", "workers": w, **summary(
+                [bare_rate(name, mp4s, a.frames, w, a.batches, threads[w]) for _ in range(a.repeats)])})
+            print(f"bare {name}, {w} worker(s): {rows[-1]['median']:.2f} clips/s", flush=True)
+    for d in a.decoders:
+        for kind in a.worker_types:
+            for w in workers:
+                rows.append({"loop": f"DataModule {d}, {PLURAL[kind]}", "workers": w, **summary(
+                    [datamodule_rate(shards, a.frames, a.height, a.width, d, kind, w, a.batches, threads[w])
+                     for _ in range(a.repeats)])})
+                print(f"{rows[-1]['loop']}, {w}: {rows[-1]['median']:.2f} clips/s", flush=True)
+    for r in rows:
+        same = [x["median"] for x in rows if x["workers"] == r["workers"] and x["loop"].startswith("bare")]
+        one = next(x["median"] for x in rows if x["loop"] == r["loop"] and x["workers"] == min(workers))
+        r["threads"] = threads[r["workers"]]
+        r["vs_best_bare"] = r["median"] / max(same) if same else None
+        r["scaling"] = r["median"] / (one * r["workers"] / min(workers))
+    stages = {}
+    for d in a.decoders:
+        stages[d] = stage_seconds(mp4s, metas, a.frames, a.height, a.width, d, threads[1], min(a.batches, 8))
+        one = next((r["median"] for r in rows if r["loop"] == f"DataModule {d}, processes" and r["workers"] == 1),
+                   None)
+        stages[d]["hand_over"] = 1 / one - stages[d]["clip"] if one else None
     result = {"shape": [a.frames, a.height, a.width], "clips": len(index), "source": a.shards or a.clips,
-              "mb_per_clip": mb_per_clip,
-              "bare_decode_clips_per_s": bare, "datamodule": rows, "stage_s_per_clip": stages}
+              "mb_per_clip": mb_per_clip, "cores": cores, "decode_threads": a.decode_threads, "batches": a.batches, "repeats": a.repeats,
+              "rows": rows, "not_run": skipped, "stage_s_per_clip": stages}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(f"\nbare PyAV decode loop: {bare:.2f} clips/s ({bare * mb_per_clip:.1f} MB/s, {mb_per_clip:.2f} MB/clip)")
-    print("\n| workers | clips/s | MB/s | per worker / bare decode |\n|---|---|---|---|")
+
+    print(f"\n{len(index)} clips of {a.frames}x{a.height}x{a.width}, {mb_per_clip:.2f} MB each; {cores} cores; "
+          f"median (range) of {a.repeats} x {a.batches} clips")
+    print("\n| loop | workers | FFmpeg threads | clips/s | vs best bare loop, same workers | scaling vs 1 worker |"
+          "\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['workers']} | {r['clips_per_s']:.2f} | {r['mb_per_s']:.1f} | {r['per_worker_vs_bare']:.2f} |")
-    one = next((r for r in rows if r["workers"] == 1), None)
-    hand_over = 1 / one["clips_per_s"] - stages["decode_into"] if one else None
-    result["hand_over_s_per_clip"] = hand_over
-    out.write_text(json.dumps(result, indent=2))
-    print("\nwhere a clip's time goes (this process; hand-over: 1 worker's s/clip minus decode_into):")
-    print("| decode | colour conversion | copy into the clip buffer | resize + crop (other size) | hand-over |\n"
-          "|---|---|---|---|---|")
-    print(f"| {stages['decode']:.3f} s | {stages['decode+rgb'] - stages['decode']:.3f} s | "
-          f"{stages['decode_into'] - stages['decode+rgb']:.3f} s | {stages['resize_crop']:.3f} s | "
-          + (f"{hand_over:.3f} s |" if hand_over is not None else "n/a |"))
+        vs = f"{r['vs_best_bare']:.2f}" if r["vs_best_bare"] else "n/a"
+        print(f"| {r['loop']} | {r['workers']} | {r['threads']} | {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f}) "
+              f"| {vs} | {r['scaling']:.2f} |")
+    for name, why in skipped.items():
+        print(f"| bare {name} | not run: {why} | | | | |")
+    print("\nwhere one clip's time goes (this process, 1 worker's threads; hand-over: 1 process worker's s/clip minus "
+          "the clip):")
+    print("| decoder | decode to RGB (bare) | clip at the shard's size | clip at 3/4 size (resize + crop) | hand-over |"
+          "\n|---|---|---|---|---|")
+    for d, s in stages.items():
+        hand = f"{s['hand_over']:.3f} s" if s["hand_over"] is not None else "n/a"
+        extra = f" (decode alone {s['decode']:.3f} s)" if "decode" in s else ""
+        print(f"| {d} | {s['decode+rgb']:.3f} s{extra} | {s['clip']:.3f} s | {s['clip_resized']:.3f} s | {hand} |")
     print(f"\nwrote {out}")
 
 

@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader
 
 from nexus.data.clips import STARTS, clip_indices
 from nexus.data.shards import ShardIndex, expand_shards
-from nexus.data.stream import Bucket, SampleStream
+from nexus.data.stream import Bucket, SampleStream, ThreadedStream
 from nexus.data.decode import check_decoder, load_clip, shared_buffer, threads_per_decode
 from nexus.errors import RunStopped
 from nexus.models.codec import to_model_video
 from nexus.shapes import check_clip_shape
 
 KINDS = ("raw", "features")
+WORKER_TYPES = ("thread", "process")
 log = logging.getLogger(__name__)
 
 
@@ -112,10 +113,13 @@ class ShardDataModule(L.LightningDataModule):
     def __init__(self, shards: str | list[str], kind: str = "raw", num_frames: int = 81, height: int = 480,
                  width: int = 832, batch_size: int = 1, num_workers: int = 4, seed: int = 0, shuffle: bool = True,
                  target_fps: float | None = None, start: str = "random", buckets: list[dict] | None = None,
-                 max_bad_fraction: float = 0.01, decoder: str = "torchcodec", decode_threads: int | str = "auto"):
+                 max_bad_fraction: float = 0.01, decoder: str = "torchcodec", decode_threads: int | str = "auto",
+                 worker_type: str = "thread"):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"data.kind={kind!r}: choose one of {KINDS}")
+        if worker_type not in WORKER_TYPES:
+            raise ValueError(f"data.worker_type={worker_type!r}: choose one of {WORKER_TYPES}")
         threads_per_decode(decode_threads, 1)     # refuses a bad value now
         if kind == "raw":
             check_decoder(decoder)
@@ -134,7 +138,7 @@ class ShardDataModule(L.LightningDataModule):
         self.shards, self.kind, self.shape = shards, kind, (num_frames, height, width)
         self.batch_size, self.num_workers, self.seed, self.shuffle = batch_size, num_workers, seed, shuffle
         self.target_fps, self.start = target_fps, start
-        self.decoder, self.decode_threads = decoder, decode_threads
+        self.decoder, self.decode_threads, self.worker_type = decoder, decode_threads, worker_type
         self.max_bad_fraction = max_bad_fraction
         self.urls = expand_shards(shards)      # fails here, before any model loads, if nothing matches
         self.dataset: DecodedShards | None = None
@@ -209,5 +213,7 @@ class ShardDataModule(L.LightningDataModule):
                                                   trainer.num_devices if trainer else 1)
         stream = SampleStream(self.dataset, self.batch_size, collate, seed=self.seed, shuffle=self.shuffle,
                               rank=rank, world_size=world, start_batch=start, buckets=self.buckets)
+        if self.worker_type == "thread" and self.num_workers > 0:
+            return DataLoader(ThreadedStream(stream, self.num_workers), batch_size=None, num_workers=0)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

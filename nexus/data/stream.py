@@ -15,6 +15,8 @@ positions were replaced under "replaced".
 """
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -56,35 +58,40 @@ seeds per-sample randomness such as the clip start), else dataset[i] (no buckets
         self.seed, self.shuffle = seed, shuffle
         self.rank, self.world_size, self.start_batch = rank, world_size, start_batch
         self.buckets, self.max_retries = buckets, max_retries
-        self._pass, self._order = -1, None   # the one pass order held at a time
-        self._choices = np.zeros(0, dtype=np.int64)   # bucket index of each global batch, grown on demand
-        self._starts = np.zeros(1, dtype=np.int64)    # first global position of each batch
+        # caches, each replaced whole by one assignment, so threads making batches (ThreadedStream) never see
+        # half of one: the one pass order held at a time; the bucket index of each global batch and the first
+        # global position of each batch, grown on demand
+        self._order = (-1, None)
+        self._buckets = (np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
 
     def _order_of(self, p: int) -> torch.Tensor:
-        if p != self._pass:
+        held, order = self._order
+        if p != held:
             n = len(self.dataset)
-            self._order = (torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + p))
-                           if self.shuffle else torch.arange(n))
-            self._pass = p
-        return self._order
+            order = (torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + p))
+                     if self.shuffle else torch.arange(n))
+            self._order = (p, order)
+        return order
 
-    def _grow(self, b: int) -> None:
-        """Extend the bucket sequence (one seeded generator, drawn in blocks) and positions past batch b."""
-        while len(self._choices) <= b:
-            k = len(self._choices) // 65536
+    def _grow(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The bucket sequence (one seeded generator, drawn in blocks) and positions, extended past batch b."""
+        choices, starts = self._buckets
+        while len(choices) <= b:
+            k = len(choices) // 65536
             w = np.array([x.weight for x in self.buckets], dtype=np.float64)
             block = np.random.default_rng([self.seed, k]).choice(len(w), size=65536, p=w / w.sum())
             sizes = np.array([x.batch_size for x in self.buckets])[block] * self.world_size
-            self._choices = np.concatenate([self._choices, block])
-            self._starts = np.concatenate([self._starts, self._starts[-1] + np.cumsum(sizes)])
+            choices, starts = np.concatenate([choices, block]), np.concatenate([starts, starts[-1] + np.cumsum(sizes)])
+            self._buckets = (choices, starts)
+        return choices, starts
 
     def plan(self, b: int) -> tuple[Bucket | None, int, int]:
         """(bucket, this rank's first global position, batch size) of global batch b."""
         if self.buckets is None:
             return None, (b * self.world_size + self.rank) * self.batch_size, self.batch_size
-        self._grow(b)
-        bucket = self.buckets[int(self._choices[b])]
-        return bucket, int(self._starts[b]) + self.rank * bucket.batch_size, bucket.batch_size
+        choices, starts = self._grow(b)
+        bucket = self.buckets[int(choices[b])]
+        return bucket, int(starts[b]) + self.rank * bucket.batch_size, bucket.batch_size
 
     def batch_indices(self, b: int) -> list[int]:
         """Dataset indices of this rank's global batch b (no replacement of bad samples)."""
@@ -106,16 +113,46 @@ seeds per-sample randomness such as the clip start), else dataset[i] (no buckets
         raise RuntimeError(f"{self.max_retries + 1} samples in a row could not be read around position {q}: "
                            f"the data looks broken (see the warnings above)")
 
+    def batch(self, b: int) -> Any:
+        """This rank's global batch b, collated: a function of b alone."""
+        bucket, first, size = self.plan(b)
+        fetched = [self._fetch(q, bucket) for q in range(first, first + size)]
+        batch = self.collate([item for item, _ in fetched])
+        if isinstance(batch, dict):
+            batch["failed_indices"] = [i for _, failed in fetched for i in failed]
+            batch["replaced"] = sum(bool(failed) for _, failed in fetched)
+        return batch
+
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
         w, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         b = self.start_batch + w
         while True:
-            bucket, first, size = self.plan(b)
-            fetched = [self._fetch(q, bucket) for q in range(first, first + size)]
-            batch = self.collate([item for item, _ in fetched])
-            if isinstance(batch, dict):
-                batch["failed_indices"] = [i for _, failed in fetched for i in failed]
-                batch["replaced"] = sum(bool(failed) for _, failed in fetched)
-            yield batch
+            yield self.batch(b)
             b += num_workers
+
+
+class ThreadedStream(IterableDataset):
+    """The stream's batches in order, made by `threads` threads of this process, at most 2 x threads ahead (as
+    DataLoader workers with prefetch_factor 2). For decoders that release the GIL (torchcodec): no process to
+    hand a clip over to, so no copy into shared memory and nothing to unpickle (tools/bench_data.py measures
+    both kinds of worker)."""
+
+    def __init__(self, stream: SampleStream, threads: int):
+        if threads < 1:
+            raise ValueError(f"ThreadedStream needs threads >= 1, got {threads}")
+        self.stream, self.threads = stream, threads
+
+    def __iter__(self) -> Iterator[Any]:
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="nexus-data") as pool:
+            pending: deque[Future] = deque()
+            b = self.stream.start_batch
+            try:
+                while True:
+                    while len(pending) < 2 * self.threads:
+                        pending.append(pool.submit(self.stream.batch, b))
+                        b += 1
+                    yield pending.popleft().result()
+            finally:                  # closed early (end of training, an error): drop what was not started
+                for f in pending:
+                    f.cancel()
