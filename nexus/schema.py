@@ -45,6 +45,10 @@ class Data:
     start: str = MISSING
     buckets: Any = MISSING
     max_bad_fraction: float = MISSING
+    decoder: str = MISSING
+    decode_threads: Any = MISSING       # a number >= 0 or "auto"
+    worker_type: str = MISSING
+    decode_device: str = MISSING
 
 
 @dataclass

@@ -214,3 +214,23 @@ def test_worker_type_and_decoder_values_are_checked(tmp_path):
         ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, decoder="cv2")
     with pytest.raises(ValueError, match=r"data.decode_threads='many'"):
         ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, decode_threads="many")
+
+
+@pytest.mark.gpu
+def test_nvdec_batches_are_on_the_gpu(tmp_path):
+    write(tmp_path, [sample(f"{i}", counting_clip(20)) for i in range(4)])
+    from nexus.data.decode import preflight
+    try:
+        preflight("torchcodec", "cuda")
+    except ValueError as e:
+        pytest.skip(f"NVDEC is not available here: {e}")
+    got = {}
+    for device in ("cpu", "cuda"):
+        dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, batch_size=2, num_workers=2,
+                             target_fps=16, decode_device=device, seed=1)
+        dm.setup("fit")
+        it = iter(dm.train_dataloader())
+        got[device] = [next(it) for _ in range(3)]
+    for a, b in zip(got["cpu"], got["cuda"]):
+        assert a["key"] == b["key"] and b["video"].is_cuda and b["video"].shape == (2, 5, 16, 16, 3)
+        assert (a["video"].int() - b["video"].cpu().int()).abs().float().mean() < 3

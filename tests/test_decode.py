@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from nexus.data.decode import check_decoder, cover, load_clip, resize_center_crop, shared_buffer, threads_per_decode
+from nexus.data.decode import (check_decoder, check_device, cover, load_clip, preflight, resize_center_crop, shared_buffer,
+                               threads_per_decode)
 from nexus.data.footage import footage_clip
 from nexus.data.video import decode_mp4, encode_mp4
 
@@ -137,3 +138,37 @@ def test_worker_buffers_are_made_in_shared_memory():
     for buf, shared in DataLoader(_Buffers(), batch_size=None, num_workers=1):
         assert shared and buf.is_shared() and buf.shape == (3, 4, 5, 3) and buf.dtype == torch.uint8
         assert (buf == buf.flatten()[0]).all()
+
+
+def test_decode_device_is_checked_before_anything_starts():
+    with pytest.raises(ValueError, match=r"data.decode_device='gpu': choose one of \('cpu', 'cuda'\)"):
+        check_device("gpu", "torchcodec", "thread", 2)
+    with pytest.raises(ValueError, match="NVDEC through torchcodec: set data.decoder=torchcodec"):
+        check_device("cuda", "pyav", "thread", 2)
+    with pytest.raises(ValueError, match="cannot decode in forked DataLoader processes: set data.worker_type=thread"):
+        check_device("cuda", "torchcodec", "process", 2)
+    check_device("cpu", "pyav", "process", 2)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device; set data.decode_device=cpu"):
+            check_device("cuda", "torchcodec", "thread", 2)
+
+
+def test_preflight_decodes_a_test_clip():
+    for decoder in ("torchcodec", "pyav"):
+        preflight(decoder)                 # passes here; a decoder that cannot decode stops the run (GPU test below)
+
+
+@pytest.mark.gpu
+def test_nvdec_gives_the_cpu_frames(clip):
+    """data.decode_device=cuda: frames decoded by NVDEC on the GPU, within a few grey levels of the CPU decode
+    (NVDEC's colour conversion is its own)."""
+    try:
+        preflight("torchcodec", "cuda")
+    except ValueError as e:
+        pytest.skip(f"NVDEC is not available here: {e}")
+    idx = [0, 3, 4, 17, 32]
+    gpu = load_clip(clip, {}, 48, 64, lambda total: idx, "torchcodec", 1, "cuda")
+    cpu = load_clip(clip, {}, 48, 64, lambda total: idx, "torchcodec", 1)
+    assert gpu.is_cuda and gpu.shape == cpu.shape == (5, 48, 64, 3) and gpu.dtype == torch.uint8
+    d = (gpu.cpu().int() - cpu.int()).abs().float()
+    assert d.mean() < 3 and d.max() <= 32, (d.mean(), d.max())

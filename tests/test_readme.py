@@ -46,10 +46,10 @@ def readme_commands() -> list[tuple[dict, str]]:
             if words[0] == "export":
                 env.update(w.split("=", 1) for w in words[1:])
                 continue
-            while words:            # `a && b`: two commands; `pip install` is CI's install step, not run here
+            while words:            # `a && b`: two commands; `pip`/`apt-get install` are CI's install step, not run here
                 part, words = (words[:words.index("&&")], words[words.index("&&") + 1:]) if "&&" in words \
                     else (words, [])
-                if "pip" not in part[:2]:
+                if "pip" not in part[:2] and part[0] != "apt-get":
                     out.append((dict(env), shlex.join(part)))
     return out
 

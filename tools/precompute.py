@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a chec
 
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
+from nexus.data.decode import DECODERS  # noqa: E402
 from nexus.data.precompute import DTYPES, format_summary, precompute  # noqa: E402
 
 
@@ -38,11 +39,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--accelerator", default="auto", help="auto, gpu, cpu")
     p.add_argument("--num-workers", type=int, default=2, help="decoding workers per device")
     p.add_argument("--maxcount", type=int, default=256, help="samples per output shard")
+    p.add_argument("--decoder", choices=DECODERS, default="torchcodec", help="the clip decoder, as data.decoder")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     summary = precompute(a.shards, a.out, a.wan, a.vlm, a.num_frames, a.height, a.width, a.batch_size,
                          a.dtype, devices=a.devices, accelerator=a.accelerator, num_workers=a.num_workers,
-                         maxcount=a.maxcount, progress=not a.no_progress)
+                         maxcount=a.maxcount, progress=not a.no_progress, decoder=a.decoder)
     if rank_zero_only.rank == 0:       # on several devices every rank runs this script: print once
         print(format_summary(summary))
     return summary

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from nexus.data.clips import STARTS, clip_indices
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.stream import Bucket, SampleStream, ThreadedStream
-from nexus.data.decode import check_decoder, load_clip, shared_buffer, threads_per_decode
+from nexus.data.decode import check_decoder, check_device, load_clip, preflight, shared_buffer, threads_per_decode
 from nexus.errors import RunStopped
 from nexus.models.codec import to_model_video
 from nexus.shapes import check_clip_shape
@@ -39,10 +39,10 @@ class DecodedShards(torch.utils.data.Dataset):
 
     def __init__(self, index: ShardIndex, kind: str, num_frames: int, height: int, width: int,
                  target_fps: float | None = None, start: str = "random", seed: int = 0,
-                 decoder: str = "torchcodec", threads: int = 0):
+                 decoder: str = "torchcodec", threads: int = 0, device: str = "cpu"):
         self.index, self.kind, self.shape = index, kind, (num_frames, height, width)
         self.target_fps, self.start, self.seed = target_fps, start, seed
-        self.decoder, self.threads = decoder, threads
+        self.decoder, self.threads, self.device = decoder, threads, device
 
     def __len__(self) -> int:
         return len(self.index)
@@ -75,7 +75,7 @@ class DecodedShards(torch.utils.data.Dataset):
                     raise ValueError(f"{total} frames at {meta.get('fps')} fps are too short for {t} frames "
                                      f"at {self.target_fps} fps")
                 return idx
-            out["video"] = load_clip(s["mp4"], meta, h, w, pick, self.decoder, self.threads)
+            out["video"] = load_clip(s["mp4"], meta, h, w, pick, self.decoder, self.threads, self.device)
         else:
             feats = load_safetensors(s["features.safetensors"])
             out.update(latents=feats["latents"], umt5=feats["umt5"], vlm=feats["vlm"])
@@ -86,8 +86,8 @@ def collate(samples: list[dict]) -> dict:
     out = {"key": [s["key"] for s in samples], "caption": [s["caption"] for s in samples]}
     if "video" in samples[0]:    # one clip: a view, not a copy (97 MB at 81x480x832); several: into shared memory
         clips = [s["video"] for s in samples]
-        out["video"] = clips[0][None] if len(clips) == 1 else torch.stack(clips, out=shared_buffer((len(clips),
-                                                                                                     *clips[0].shape)))
+        out["video"] = (clips[0][None] if len(clips) == 1 else torch.stack(clips) if clips[0].is_cuda
+                        else torch.stack(clips, out=shared_buffer((len(clips), *clips[0].shape))))
     else:
         shapes = {tuple(s["latents"].shape) for s in samples}
         if len(shapes) > 1:
@@ -114,7 +114,7 @@ class ShardDataModule(L.LightningDataModule):
                  width: int = 832, batch_size: int = 1, num_workers: int = 4, seed: int = 0, shuffle: bool = True,
                  target_fps: float | None = None, start: str = "random", buckets: list[dict] | None = None,
                  max_bad_fraction: float = 0.01, decoder: str = "torchcodec", decode_threads: int | str = "auto",
-                 worker_type: str = "thread"):
+                 worker_type: str = "thread", decode_device: str = "cpu"):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"data.kind={kind!r}: choose one of {KINDS}")
@@ -123,6 +123,7 @@ class ShardDataModule(L.LightningDataModule):
         threads_per_decode(decode_threads, 1)     # refuses a bad value now
         if kind == "raw":
             check_decoder(decoder)
+            check_device(decode_device, decoder, worker_type, num_workers)
         if start not in STARTS:
             raise ValueError(f"data.start={start!r}: choose one of {STARTS}")
         if not 0 <= max_bad_fraction <= 1:
@@ -139,6 +140,7 @@ class ShardDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.seed, self.shuffle = batch_size, num_workers, seed, shuffle
         self.target_fps, self.start = target_fps, start
         self.decoder, self.decode_threads, self.worker_type = decoder, decode_threads, worker_type
+        self.decode_device = decode_device
         self.max_bad_fraction = max_bad_fraction
         self.urls = expand_shards(shards)      # fails here, before any model loads, if nothing matches
         self.dataset: DecodedShards | None = None
@@ -211,6 +213,10 @@ class ShardDataModule(L.LightningDataModule):
         # FFmpeg threads per decode: the workers (or, with none, the main process) share this rank's cores
         self.dataset.threads = threads_per_decode(self.decode_threads, self.num_workers,
                                                   trainer.num_devices if trainer else 1)
+        if self.kind == "raw":     # NVDEC on this rank's GPU (a thread's current device is not the rank's)
+            self.dataset.device = (str(getattr(getattr(trainer, "strategy", None), "root_device", "cuda"))
+                                   if self.decode_device == "cuda" else "cpu")
+            preflight(self.decoder, self.dataset.device)
         stream = SampleStream(self.dataset, self.batch_size, collate, seed=self.seed, shuffle=self.shuffle,
                               rank=rank, world_size=world, start_batch=start, buckets=self.buckets)
         if self.worker_type == "thread" and self.num_workers > 0:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import get_worker_info
 
 DECODERS = ("torchcodec", "pyav")
+DEVICES = ("cpu", "cuda")
 FIX = ("install FFmpeg's shared libraries 4-7 (apt-get install ffmpeg, or conda install ffmpeg) and "
        "`pip install torchcodec` matching your torch (requirements.txt pins the one for torch 2.13), "
        "or set data.decoder=pyav")
@@ -36,6 +37,41 @@ def check_decoder(decoder: str) -> None:
         except Exception as e:       # ImportError, or torchcodec's RuntimeError/OSError when FFmpeg will not load
             raise ValueError(f"data.decoder=torchcodec cannot load ({type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0][:200]}): {FIX}") from None
+
+
+def check_device(device: str, decoder: str, worker_type: str, num_workers: int) -> None:
+    """data.decode_device=cuda: NVDEC through torchcodec, in the training process (CUDA cannot run in forked
+    DataLoader workers), on a machine with CUDA."""
+    if device not in DEVICES:
+        raise ValueError(f"data.decode_device={device!r}: choose one of {DEVICES}")
+    if device == "cuda":
+        if decoder != "torchcodec":
+            raise ValueError(f"data.decode_device=cuda decodes with NVDEC through torchcodec: set "
+                             f"data.decoder=torchcodec (it is {decoder!r})")
+        if worker_type == "process" and num_workers > 0:
+            raise ValueError("data.decode_device=cuda cannot decode in forked DataLoader processes: set "
+                             "data.worker_type=thread (or data.num_workers=0)")
+        if not torch.cuda.is_available():
+            raise ValueError("data.decode_device=cuda: this machine has no CUDA device; set data.decode_device=cpu")
+
+
+def preflight(decoder: str, device: str = "cpu") -> None:
+    """Decode a 2-frame test clip as the loader will: a decoder that loads but cannot decode here (an FFmpeg
+    without H.264, a torchcodec built without CUDA for decode_device=cuda) stops the run now with its reason,
+    instead of every sample being counted as a bad read."""
+    from nexus.data.video import encode_mp4
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    frames[1] = 200
+    try:
+        out = load_clip(encode_mp4(frames), {}, 16, 16, lambda total: [0, 1], decoder, 1, device)
+    except Exception as e:
+        raise ValueError(f"data.decoder={decoder} cannot decode a test clip on {device} ({type(e).__name__}: "
+                         f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}): "
+                         + (FIX if device == "cpu" else "NVDEC needs torchcodec's CUDA build and an FFmpeg with "
+                            "NVDEC (torchcodec's README); or set data.decode_device=cpu")) from None
+    if out.shape != (2, 16, 16, 3) or abs(int(out[1].float().mean()) - 200) > 8:
+        raise ValueError(f"data.decoder={decoder} decoded a test clip on {device} wrongly (shape "
+                         f"{tuple(out.shape)}, second frame's mean {float(out[1].float().mean()):.0f}, not 200)")
 
 
 def usable_cores() -> int:
@@ -77,8 +113,12 @@ def resize_center_crop(frames: np.ndarray | torch.Tensor, height: int, width: in
     h0, w0 = x.shape[1:3]
     size = cover(h0, w0, height, width)
     if size != (h0, w0):
-        x = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", antialias=True,
-                          align_corners=False).permute(0, 2, 3, 1)
+        y = x.permute(0, 3, 1, 2)
+        if x.is_cuda:            # CUDA's antialiased resize takes floating point only
+            y = F.interpolate(y.float(), size=size, mode="bilinear", antialias=True).round_().clamp_(0, 255).byte()
+        else:
+            y = F.interpolate(y, size=size, mode="bilinear", antialias=True, align_corners=False)
+        x = y.permute(0, 2, 3, 1)
     top, left = (size[0] - height) // 2, (size[1] - width) // 2
     if (top, left, x.shape[1], x.shape[2]) == (0, 0, height, width):
         return x if x.is_contiguous() else x.contiguous()
@@ -127,20 +167,21 @@ def _pyav_clip(data: bytes, total: int | None, pick: Callable[[int], list[int]],
 
 
 def _torchcodec_clip(data: bytes, meta: dict, pick: Callable[[int], list[int]], height: int, width: int,
-                     threads: int) -> torch.Tensor:
+                     threads: int, device: str = "cpu") -> torch.Tensor:
     from torchcodec.decoders import VideoDecoder
 
     # exact: frame numbers from a scan of the packets, as PyAV counts them; get_frames_at seeks to the first
-    # wanted frame's keyframe and converts only the wanted frames
-    dec = VideoDecoder(data, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="exact")
+    # wanted frame's keyframe and converts only the wanted frames. device cuda: NVDEC, frames on that GPU
+    dec = VideoDecoder(data, dimension_order="NHWC", num_ffmpeg_threads=threads, seek_mode="exact", device=device)
     frames = dec.get_frames_at(pick(meta.get("num_frames") or dec.metadata.num_frames)).data
     return frames if frames.shape[1:3] == (height, width) else resize_center_crop(frames, height, width)
 
 
 def load_clip(data: bytes, meta: dict, height: int, width: int, pick: Callable[[int], list[int]],
-              decoder: str = "torchcodec", threads: int = 0) -> torch.Tensor:
+              decoder: str = "torchcodec", threads: int = 0, device: str = "cpu") -> torch.Tensor:
     """uint8 (T, height, width, 3) of the frames pick(total frames) chooses (ValueError when the clip is too
-    short), scaled to cover and centre-cropped. meta: the shard's json (num_frames, height, width spare a scan)."""
+    short), scaled to cover and centre-cropped, on `device` (a CUDA device: NVDEC, torchcodec only).
+    meta: the shard's json (num_frames spares a scan)."""
     if decoder == "torchcodec":
-        return _torchcodec_clip(data, meta, pick, height, width, threads)
+        return _torchcodec_clip(data, meta, pick, height, width, threads, device)
     return _pyav_clip(data, meta.get("num_frames"), pick, height, width, threads)

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from safetensors.torch import save as save_safetensors
 from torch.utils.data import DataLoader, Dataset
 
+from nexus.data.decode import check_decoder, preflight, threads_per_decode
 from nexus.data.datamodule import DecodedShards
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.video import atomic_write
@@ -153,10 +154,12 @@ class FeatureShardWriter(BasePredictionWriter):
 def precompute(shards, out_dir: str | Path, wan_path: str, vlm_path: str, num_frames: int, height: int,
                width: int, batch_size: int = 1, dtype: str = "fp32", instruction: str = INSTRUCTION,
                devices: int | str = 1, accelerator: str = "auto", num_workers: int = 2, maxcount: int = 256,
-               progress: bool = True) -> dict:
+               progress: bool = True, decoder: str = "torchcodec") -> dict:
     """Encode the clips of `shards` not yet in `out_dir`; -> {"seen", "skipped", "written", "shards"}."""
     if dtype not in DTYPES:
         raise ValueError(f"--dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+    check_decoder(decoder)
+    preflight(decoder)
     check_clip_shape(num_frames, height, width, keys=("--num-frames", "--height", "--width"))
     check_folder("--wan", wan_path, WAN_LAYOUT, env="NEXUS_WAN_PATH")      # before anything is created
     check_folder("--vlm", vlm_path, VLM_LAYOUT, env="NEXUS_VLM_PATH")
@@ -186,7 +189,8 @@ def precompute(shards, out_dir: str | Path, wan_path: str, vlm_path: str, num_fr
             save_null_features(null_path, encoders.prompts([""]))
     before = read_index(out)
     if pending:
-        clips = DecodedShards(index, "raw", num_frames, height, width, start="fixed")
+        clips = DecodedShards(index, "raw", num_frames, height, width, start="fixed", decoder=decoder,
+                              threads=threads_per_decode("auto", num_workers))
         loader = DataLoader(PendingClips(clips, pending), batch_size=batch_size, collate_fn=_collate,
                             num_workers=num_workers)
         trainer.predict(PrecomputeModule(encoders), loader, return_predictions=False)
