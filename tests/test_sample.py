@@ -86,9 +86,13 @@ def test_seeds_resume_and_single_frame(tmp_path, tiny_models):
     assert Path(path).stat().st_mtime_ns == stamp
     Path(path).unlink()
     (again,) = sample(compose_sample(*args))                          # same prompt id -> same seed -> same video
-    assert (decode_mp4(again) == first).all()
+    # the same frames, up to libx264's run-to-run variation (see the batched comparison above; one CI run found
+    # exact equality broken here)
+    same = np.abs(decode_mp4(again).astype(int) - first.astype(int))
+    assert same.mean() < 1.0 and same.max() <= 24, (same.mean(), same.max())
     other = sample(compose_sample(*args[:-1], "bridge.strategy=large_only", "sampling.seed=1", "run.name=s1"))
-    assert not (decode_mp4(other[0]) == first).all()
+    seed = np.abs(decode_mp4(other[0]).astype(int) - first.astype(int))
+    assert seed.mean() > 5, seed.mean()                    # another seed: another video (measured mean 11.4)
     (img,) = sample(compose_sample(*args, "sampling.num_frames=1", "run.name=t2i"))     # T2I: one frame
     assert decode_mp4(img).shape == (1, 32, 32, 3)
 
