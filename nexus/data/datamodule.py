@@ -205,7 +205,7 @@ class ShardDataModule(L.LightningDataModule):
         self.samples_seen, self.failed_reads = state["samples_seen"], state.get("failed_reads", 0)
         self.replaced, self.bad = state.get("replaced", 0), set(state.get("bad", []))
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | ThreadedStream:
         trainer = self.trainer
         # resume: the stream position is a function of the optimizer steps already taken
         start = trainer.global_step * trainer.accumulate_grad_batches if trainer else 0
@@ -220,6 +220,7 @@ class ShardDataModule(L.LightningDataModule):
         stream = SampleStream(self.dataset, self.batch_size, collate, seed=self.seed, shuffle=self.shuffle,
                               rank=rank, world_size=world, start_batch=start, buckets=self.buckets)
         if self.worker_type == "thread" and self.num_workers > 0:
-            return DataLoader(ThreadedStream(stream, self.num_workers), batch_size=None, num_workers=0)
+            # an iterable of batches, not a DataLoader: Lightning would call its 0 worker processes a bottleneck
+            return ThreadedStream(stream, self.num_workers)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
