@@ -34,7 +34,7 @@ def test_bench_data_runs_every_anchor_and_says_where_a_clip_time_goes(tmp_path, 
     spec.loader.exec_module(bench)
     out = tmp_path / "data.json"
     bench.main(["--frames", "9", "--height", "32", "--width", "32", "--workers", "1", "2", "--batches", "4",
-                "--repeats", "2", "--out", str(out)])
+                "--repeats", "2", "--consumer", "20", "--consumer-seconds", "0.5", "--out", str(out)])
     got = json.loads(out.read_text())
     assert got["source"] == "footage" and got["mb_per_clip"] > 0 and got["not_run"] == {}
     loops = [f"bare {n}" for n in ("pyav", "torchcodec", "decord")] + [
@@ -49,5 +49,8 @@ def test_bench_data_runs_every_anchor_and_says_where_a_clip_time_goes(tmp_path, 
     assert set(got["stage_s_per_clip"]) == {"torchcodec", "pyav"}
     assert set(got["stage_s_per_clip"]["pyav"]) == {"decode", "decode+rgb", "clip", "clip_resized", "hand_over"}
     assert all(v is not None for s in got["stage_s_per_clip"].values() for v in s.values())
+    speeds = got["consumer"]["python_iterations_per_s"]
+    assert got["consumer"]["clips_per_s"] == 20 and set(speeds) == {"alone", "thread", "process"}
+    assert all(len(s["runs"]) == 2 and s["median"] > 0 for s in speeds.values())
     printed = capsys.readouterr().out
     assert "| DataModule torchcodec, threads | 2 |" in printed and "where one clip's time goes" in printed

@@ -108,6 +108,28 @@ def datamodule_rate(shards, frames, height, width, decoder: str, worker_type: st
     return n / (time.perf_counter() - t0)
 
 
+def consumer_rate(shards, frames, height, width, worker_type: str | None, clips_per_s: float, seconds: float,
+                  threads: int) -> float:
+    """Iterations/s of a GIL-bound Python loop in the main thread (a training loop's Python side) that takes a batch
+    every 1 / clips_per_s seconds from a 1-worker loader (None: no loader). Thread workers share the main
+    process's GIL, process workers do not: this shows what that costs the training loop."""
+    it = None
+    if worker_type:
+        dm = ShardDataModule(shards, num_frames=frames, height=height, width=width, batch_size=1, num_workers=1,
+                             target_fps=None, start="fixed", decode_threads=threads, worker_type=worker_type)
+        dm.setup("fit")
+        it = iter(dm.train_dataloader())
+        next(it)
+    n, taken, t0 = 0, 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        for _ in range(10_000):
+            n += 1
+        if it is not None and taken < elapsed * clips_per_s:
+            next(it)
+            taken += 1
+    return n / elapsed
+
+
 def per_clip(fn, n: int) -> float:
     fn(0)
     t0 = time.perf_counter()
@@ -153,6 +175,10 @@ def main(argv=None) -> None:
                    help="FFmpeg threads per decode, as data.decode_threads (auto: cores / workers; 1 shows scaling)")
     p.add_argument("--batches", type=int, default=16, help="clips per measurement")
     p.add_argument("--repeats", type=int, default=3, help="measurements per row (median and range)")
+    p.add_argument("--consumer", type=float, default=0, metavar="CLIPS_PER_S",
+                   help="also time a GIL-bound main-thread loop taking this many clips/s from 1 thread / process "
+                        "worker (FFmpeg threads 1), against the loop alone; 0: skip")
+    p.add_argument("--consumer-seconds", type=float, default=8)
     p.add_argument("--out", default="bench/data.json")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
@@ -204,9 +230,15 @@ def main(argv=None) -> None:
         one = next((r["median"] for r in rows if r["loop"] == f"DataModule {d}, processes" and r["workers"] == 1),
                    None)
         stages[d]["hand_over"] = 1 / one - stages[d]["clip"] if one else None
+    consumer = {}
+    if a.consumer > 0:
+        for kind in (None, *WORKER_TYPES):
+            consumer[kind or "alone"] = summary([consumer_rate(shards, a.frames, a.height, a.width, kind, a.consumer,
+                                                               a.consumer_seconds, 1) for _ in range(a.repeats)])
     result = {"shape": [a.frames, a.height, a.width], "clips": len(index), "source": a.shards or a.clips,
               "mb_per_clip": mb_per_clip, "cores": cores, "decode_threads": a.decode_threads, "batches": a.batches, "repeats": a.repeats,
-              "rows": rows, "not_run": skipped, "stage_s_per_clip": stages}
+              "rows": rows, "not_run": skipped, "stage_s_per_clip": stages,
+              "consumer": {"clips_per_s": a.consumer, "python_iterations_per_s": consumer} if consumer else None}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -229,6 +261,12 @@ def main(argv=None) -> None:
         hand = f"{s['hand_over']:.3f} s" if s["hand_over"] is not None else "n/a"
         extra = f" (decode alone {s['decode']:.3f} s)" if "decode" in s else ""
         print(f"| {d} | {s['decode+rgb']:.3f} s{extra} | {s['clip']:.3f} s | {s['clip_resized']:.3f} s | {hand} |")
+    if consumer:
+        print(f"\na GIL-bound main-thread loop taking {a.consumer} clips/s from 1 worker (M iterations/s; "
+              f"relative to the loop alone):\n| loader | M it/s | vs alone |\n|---|---|---|")
+        for kind, c in consumer.items():
+            print(f"| {kind} | {c['median'] / 1e6:.1f} ({c['min'] / 1e6:.1f}-{c['max'] / 1e6:.1f}) | "
+                  f"{c['median'] / consumer['alone']['median']:.2f} |")
     print(f"\nwrote {out}")
 
 
