@@ -91,9 +91,12 @@ def test_seeking_keeps_frame_numbers_exact(keyframes):
 
 
 def test_a_clip_shorter_than_its_sampling_is_an_error(clip):
-    for decoder in ("torchcodec", "pyav"):
-        with pytest.raises(Exception):         # the stream counts it as a failed read and replaces the sample
-            load_clip(clip, {"num_frames": 40}, 64, 96, lambda total: list(range(35, 40)), decoder, threads=1)
+    """A json claiming more frames than the file holds: each decoder's own error, which the stream counts as a
+    failed read and replaces the sample for."""
+    with pytest.raises(IndexError, match="Invalid frame index=35.*must be less than 33"):
+        load_clip(clip, {"num_frames": 40}, 64, 96, lambda total: list(range(35, 40)), "torchcodec", threads=1)
+    with pytest.raises(ValueError, match="clip has 33 frames, the clip needs frame 39"):
+        load_clip(clip, {"num_frames": 40}, 64, 96, lambda total: list(range(35, 40)), "pyav", threads=1)
 
 
 def test_decord_agrees_with_both(clip):
@@ -153,9 +156,13 @@ def test_decode_device_is_checked_before_anything_starts():
             check_device("cuda", "torchcodec", "thread", 2)
 
 
-def test_preflight_decodes_a_test_clip():
+def test_preflight_decodes_a_test_clip_and_names_what_cannot():
     for decoder in ("torchcodec", "pyav"):
-        preflight(decoder)                 # passes here; a decoder that cannot decode stops the run (GPU test below)
+        preflight(decoder)
+    if not torch.cuda.is_available():      # torchcodec's CPU build loads, but cannot decode on cuda
+        with pytest.raises(ValueError, match=r"data.decoder=torchcodec cannot decode a test clip on cuda \(RuntimeError: "
+                                             r".*NVDEC needs torchcodec's CUDA build.*set data.decode_device=cpu"):
+            preflight("torchcodec", "cuda")
 
 
 @pytest.mark.gpu

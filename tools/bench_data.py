@@ -93,8 +93,8 @@ def bare_rate(name: str, mp4s: list[bytes], frames: int, workers: int, n: int, t
     return n / (max(t1 for _, t1 in spans) - min(t0 for t0, _ in spans))
 
 
-def datamodule_rate(shards, frames, height, width, decoder: str, worker_type: str, workers: int, n: int,
-                    threads: int) -> float:
+def batches(shards, frames, height, width, decoder: str, worker_type: str, workers: int, threads: int):
+    """The DataModule's batches (one clip each, the first frames), after each worker's start-up."""
     dm = ShardDataModule(shards, num_frames=frames, height=height, width=width, batch_size=1, num_workers=workers,
                          target_fps=None, start="fixed", decoder=decoder, decode_threads=threads,
                          worker_type=worker_type)
@@ -102,6 +102,12 @@ def datamodule_rate(shards, frames, height, width, decoder: str, worker_type: st
     it = iter(dm.train_dataloader())
     for _ in range(max(1, workers)):           # each worker's start-up is not throughput
         next(it)
+    return it
+
+
+def datamodule_rate(shards, frames, height, width, decoder: str, worker_type: str, workers: int, n: int,
+                    threads: int) -> float:
+    it = batches(shards, frames, height, width, decoder, worker_type, workers, threads)
     t0 = time.perf_counter()
     for _ in range(n):
         next(it)
@@ -113,13 +119,7 @@ def consumer_rate(shards, frames, height, width, worker_type: str | None, clips_
     """Iterations/s of a GIL-bound Python loop in the main thread (a training loop's Python side) that takes a batch
     every 1 / clips_per_s seconds from a 1-worker loader (None: no loader). Thread workers share the main
     process's GIL, process workers do not: this shows what that costs the training loop."""
-    it = None
-    if worker_type:
-        dm = ShardDataModule(shards, num_frames=frames, height=height, width=width, batch_size=1, num_workers=1,
-                             target_fps=None, start="fixed", decode_threads=threads, worker_type=worker_type)
-        dm.setup("fit")
-        it = iter(dm.train_dataloader())
-        next(it)
+    it = batches(shards, frames, height, width, "torchcodec", worker_type, 1, threads) if worker_type else None
     n, taken, t0 = 0, 0, time.perf_counter()
     while (elapsed := time.perf_counter() - t0) < seconds:
         for _ in range(10_000):
@@ -153,6 +153,10 @@ def stage_seconds(mp4s, metas, frames, height, width, decoder, threads, n) -> di
     return out
 
 
+def auto_or_int(s: str) -> int | str:
+    return s if s == "auto" else int(s)
+
+
 def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
@@ -162,7 +166,7 @@ def main(argv=None) -> None:
     p.add_argument("--shards", default=None, help="default: 8 synthetic clips written to a temporary folder")
     p.add_argument("--clips", choices=("footage", "shapes"), default="footage",
                    help="synthetic clips: footage (texture, camera motion, grain: ~3 MB per 480p clip, decodes like "
-                        "real video) or shapes (flat colours, 0.02 MB)")
+                        "real video) or shapes (flat colours, 0.03 MB)")
     p.add_argument("--frames", type=int, default=81)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--width", type=int, default=832)
@@ -171,7 +175,7 @@ def main(argv=None) -> None:
                    help="the DataModule's data.decoder values to measure")
     p.add_argument("--worker-types", nargs="+", choices=WORKER_TYPES, default=list(WORKER_TYPES),
                    help="the DataModule's data.worker_type values to measure")
-    p.add_argument("--decode-threads", default="auto", type=lambda s: s if s == "auto" else int(s),
+    p.add_argument("--decode-threads", default="auto", type=auto_or_int,
                    help="FFmpeg threads per decode, as data.decode_threads (auto: cores / workers; 1 shows scaling)")
     p.add_argument("--batches", type=int, default=16, help="clips per measurement")
     p.add_argument("--repeats", type=int, default=3, help="measurements per row (median and range)")
@@ -186,7 +190,8 @@ def main(argv=None) -> None:
         raise ValueError(f"--batches {a.batches}, --repeats {a.repeats}, --workers {a.workers}: each must be >= 1")
     for d in a.decoders:
         check_decoder(d)
-    threads = {w: threads_per_decode(a.decode_threads, w) for w in range(1, 1 + max(a.workers or [usable_cores(), 2]))}
+    threads = lambda w: threads_per_decode(a.decode_threads, w)  # noqa: E731  (data.decode_threads for w workers)
+    threads(1)                                                   # a bad --decode-threads is refused now
     cores = usable_cores()
     workers = sorted(set(a.workers or [1, 2, cores]))
     shards = a.shards
@@ -209,24 +214,24 @@ def main(argv=None) -> None:
             continue
         for w in workers:
             rows.append({"loop": f"bare {name}", "workers": w, **summary(
-                [bare_rate(name, mp4s, a.frames, w, a.batches, threads[w]) for _ in range(a.repeats)])})
+                [bare_rate(name, mp4s, a.frames, w, a.batches, threads(w)) for _ in range(a.repeats)])})
             print(f"bare {name}, {w} worker(s): {rows[-1]['median']:.2f} clips/s", flush=True)
     for d in a.decoders:
         for kind in a.worker_types:
             for w in workers:
                 rows.append({"loop": f"DataModule {d}, {PLURAL[kind]}", "workers": w, **summary(
-                    [datamodule_rate(shards, a.frames, a.height, a.width, d, kind, w, a.batches, threads[w])
+                    [datamodule_rate(shards, a.frames, a.height, a.width, d, kind, w, a.batches, threads(w))
                      for _ in range(a.repeats)])})
                 print(f"{rows[-1]['loop']}, {w}: {rows[-1]['median']:.2f} clips/s", flush=True)
     for r in rows:
         same = [x["median"] for x in rows if x["workers"] == r["workers"] and x["loop"].startswith("bare")]
         one = next(x["median"] for x in rows if x["loop"] == r["loop"] and x["workers"] == min(workers))
-        r["threads"] = threads[r["workers"]]
+        r["threads"] = threads(r["workers"])
         r["vs_best_bare"] = r["median"] / max(same) if same else None
         r["scaling"] = r["median"] / (one * r["workers"] / min(workers))
     stages = {}
     for d in a.decoders:
-        stages[d] = stage_seconds(mp4s, metas, a.frames, a.height, a.width, d, threads[1], min(a.batches, 8))
+        stages[d] = stage_seconds(mp4s, metas, a.frames, a.height, a.width, d, threads(1), min(a.batches, 8))
         one = next((r["median"] for r in rows if r["loop"] == f"DataModule {d}, processes" and r["workers"] == 1),
                    None)
         stages[d]["hand_over"] = 1 / one - stages[d]["clip"] if one else None
@@ -236,7 +241,8 @@ def main(argv=None) -> None:
             consumer[kind or "alone"] = summary([consumer_rate(shards, a.frames, a.height, a.width, kind, a.consumer,
                                                                a.consumer_seconds, 1) for _ in range(a.repeats)])
     result = {"shape": [a.frames, a.height, a.width], "clips": len(index), "source": a.shards or a.clips,
-              "mb_per_clip": mb_per_clip, "cores": cores, "decode_threads": a.decode_threads, "batches": a.batches, "repeats": a.repeats,
+              "mb_per_clip": mb_per_clip, "cores": cores, "decode_threads": a.decode_threads, "batches": a.batches,
+              "repeats": a.repeats,
               "rows": rows, "not_run": skipped, "stage_s_per_clip": stages,
               "consumer": {"clips_per_s": a.consumer, "python_iterations_per_s": consumer} if consumer else None}
     out = Path(a.out)

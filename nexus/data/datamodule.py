@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 
 from nexus.data.clips import STARTS, clip_indices
 from nexus.data.shards import ShardIndex, expand_shards
-from nexus.data.stream import Bucket, SampleStream, ThreadedStream
 from nexus.data.decode import check_decoder, check_device, load_clip, preflight, shared_buffer, threads_per_decode
+from nexus.data.stream import Bucket, SampleStream, ThreadedStream
 from nexus.errors import RunStopped
 from nexus.models.codec import to_model_video
 from nexus.shapes import check_clip_shape
@@ -214,8 +214,8 @@ class ShardDataModule(L.LightningDataModule):
         self.dataset.threads = threads_per_decode(self.decode_threads, self.num_workers,
                                                   trainer.num_devices if trainer else 1)
         if self.kind == "raw":     # NVDEC on this rank's GPU (a thread's current device is not the rank's)
-            self.dataset.device = (str(getattr(getattr(trainer, "strategy", None), "root_device", "cuda"))
-                                   if self.decode_device == "cuda" else "cpu")
+            self.dataset.device = ("cpu" if self.decode_device == "cpu" else
+                                   str(trainer.strategy.root_device) if trainer else "cuda")
             preflight(self.decoder, self.dataset.device)
         stream = SampleStream(self.dataset, self.batch_size, collate, seed=self.seed, shuffle=self.shuffle,
                               rank=rank, world_size=world, start_batch=start, buckets=self.buckets)

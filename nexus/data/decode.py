@@ -11,6 +11,7 @@ on footage-like 480p clips the loader gives 1.37x PyAV's clips/s with torchcodec
 """
 from __future__ import annotations
 
+import functools
 import os
 from io import BytesIO
 from typing import Callable
@@ -56,15 +57,21 @@ def check_device(device: str, decoder: str, worker_type: str, num_workers: int) 
             raise ValueError("data.decode_device=cuda: this machine has no CUDA device; set data.decode_device=cpu")
 
 
+@functools.lru_cache(maxsize=1)
+def _test_clip() -> bytes:
+    """2 frames 16x16: black, then grey 200."""
+    from nexus.data.video import encode_mp4
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    frames[1] = 200
+    return encode_mp4(frames)
+
+
 def preflight(decoder: str, device: str = "cpu") -> None:
     """Decode a 2-frame test clip as the loader will: a decoder that loads but cannot decode here (an FFmpeg
     without H.264, a torchcodec built without CUDA for decode_device=cuda) stops the run now with its reason,
     instead of every sample being counted as a bad read."""
-    from nexus.data.video import encode_mp4
-    frames = np.zeros((2, 16, 16, 3), np.uint8)
-    frames[1] = 200
     try:
-        out = load_clip(encode_mp4(frames), {}, 16, 16, lambda total: [0, 1], decoder, 1, device)
+        out = load_clip(_test_clip(), {}, 16, 16, lambda total: [0, 1], decoder, 1, device)
     except Exception as e:
         raise ValueError(f"data.decoder={decoder} cannot decode a test clip on {device} ({type(e).__name__}: "
                          f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}): "
@@ -152,19 +159,19 @@ def _pyav_clip(data: bytes, total: int | None, pick: Callable[[int], list[int]],
                threads: int) -> torch.Tensor:
     if total is None:                    # the json does not say: decode it all to count
         frames = np.stack([f for _, f in pyav_frames(data, None, threads)])
-        idx = pick(len(frames))
-        return resize_center_crop(frames[idx], height, width)
+        return resize_center_crop(frames[pick(len(frames))], height, width)
     idx = pick(total)
-    order = sorted(set(idx))
-    buf = None
-    for n, frame in pyav_frames(data, order, threads):
-        if buf is None:
+    slots: dict[int, list[int]] = {}     # frame number -> the clip positions it fills (a frame may repeat)
+    for k, n in enumerate(idx):
+        slots.setdefault(n, []).append(k)
+    clip = None
+    for n, frame in pyav_frames(data, sorted(slots), threads):
+        if clip is None:                 # at the training size, frames go straight into the clip (shared memory)
             same = frame.shape[:2] == (height, width)
-            buf = shared_buffer((len(idx), height, width, 3)) if same else np.empty((len(idx), *frame.shape), np.uint8)
-            view = buf.numpy() if same else buf      # numpy's frame copy is ~2x torch's per-frame copy_ here
-        for k in (k for k, i in enumerate(idx) if i == n):
-            view[k] = frame
-    return buf if isinstance(buf, torch.Tensor) else resize_center_crop(buf, height, width)
+            clip = shared_buffer((len(idx), height, width, 3)) if same else np.empty((len(idx), *frame.shape), np.uint8)
+            view = clip.numpy() if same else clip    # numpy's frame copy is ~2x torch's per-frame copy_ here
+        view[slots[n]] = frame
+    return clip if isinstance(clip, torch.Tensor) else resize_center_crop(clip, height, width)
 
 
 def _torchcodec_clip(data: bytes, meta: dict, pick: Callable[[int], list[int]], height: int, width: int,

@@ -1,9 +1,9 @@
 """Synthetic clips that cost what real footage costs to decode: a textured scene (colour noise summed over
 octaves, a 1/f-like spectrum as in natural images) seen by a camera that pans and zooms, two textured objects
 moving across it, and per-frame sensor grain; encoded with libx264 at CRF 20. Measured at 81x480x832, 16 fps:
-3.1 MB per clip (4.9 Mbit/s, a typical 480p bitrate) and 2.6 clips/s through a bare PyAV decode on one core of
-the 2-core dev machine. The shapes clips of nexus.data.synthetic are flat colours: 0.024 MB per clip, decoded
-at 8 clips/s, so they flatter a loader (issue #15)."""
+3.1 MB per clip (4.9 Mbit/s) and 2.9 clips/s through a bare single-thread PyAV decode on the 2-core dev machine.
+The shapes clips of nexus.data.synthetic are flat colours: 0.033 MB per clip, decoded at 16 clips/s, so they
+flatter a loader (issue #15)."""
 from __future__ import annotations
 
 import numpy as np

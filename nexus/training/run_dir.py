@@ -32,7 +32,8 @@ from nexus.slurm.resume import (checkpoint_problem, complete_saves, incomplete_s
 RUN_FILE, CONFIG_FILE = "run.json", "config.yaml"
 # keys that may differ when a run is resumed: where things are, how often to save/log/evaluate, how long to train
 MAY_CHANGE = ("run.", "paths.", "logger.", "checkpoint.", "eval.", "bench.", "throughput_window",
-              "model.wan_path", "model.vlm_path", "data.num_workers", "data.decode_threads", "data.worker_type", "trainer.max_steps", "trainer.devices",
+              "model.wan_path", "model.vlm_path", "data.num_workers", "data.decode_threads", "data.worker_type",
+              "trainer.max_steps", "trainer.devices",
               "trainer.num_nodes", "trainer.enable_progress_bar", "trainer.enable_model_summary",
               "trainer.log_every_n_steps")
 
