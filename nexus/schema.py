@@ -64,6 +64,9 @@ class Connector:
     adapter_heads: int = MISSING
     adapter_ffn: int = MISSING
     adapter_queries: int = MISSING
+    mlp_activation: str = MISSING
+    ffn_activation: str = MISSING
+    markers: str = MISSING
 
 
 @dataclass

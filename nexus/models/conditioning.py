@@ -27,9 +27,13 @@ def pad_tokens(tokens: list[torch.Tensor], length: int | None = None) -> tuple[t
 
 def small_context(connector_tokens: torch.Tensor, umt5: list[torch.Tensor], markers: torch.Tensor,
                   context_len: int) -> torch.Tensor:
-    """connector_tokens (B, N, D), umt5 list of (T_i, D), markers (2, D) = [start, end] -> (B, context_len, D)."""
-    start, end = markers[0:1].to(connector_tokens.dtype), markers[1:2].to(connector_tokens.dtype)
-    seqs = [torch.cat([start, q, end, start, u.to(q.dtype), end]) for q, u in zip(connector_tokens, umt5)]
+    """connector_tokens (B, N, D), umt5 list of (T_i, D), markers (2, D) = [start, end] around both blocks, or
+    (4, D) = [<ipl_st>, <ipl_ed>, <prp_st>, <prp_ed>] as released -> (B, context_len, D)."""
+    if markers.shape[0] not in (2, 4):
+        raise ValueError(f"markers must hold 2 ([start, end]) or 4 (per block) embeddings, not {markers.shape[0]}")
+    m = markers.to(connector_tokens.dtype)
+    a_st, a_ed, p_st, p_ed = (m[0:1], m[1:2], m[0:1], m[1:2]) if len(m) == 2 else (m[0:1], m[1:2], m[2:3], m[3:4])
+    seqs = [torch.cat([a_st, q, a_ed, p_st, u.to(q.dtype), p_ed]) for q, u in zip(connector_tokens, umt5)]
     return pad_tokens(seqs, context_len)[0]
 
 

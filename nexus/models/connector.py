@@ -5,6 +5,13 @@ Two learnable-query encoder-decoder transformers in series:
   adapter:     MLP d_v -> d_a -> d_a, nn.Transformer(d_a) decoding `adapter_queries` queries from each
                vision-head token separately, so a video gets vision_queries x adapter_queries tokens.
 It also owns the learned start/end marker embeddings of the concatenated small-generator context.
+
+The released Omni-Video / Lumos-Nexus connector (`alibaba-damo-academy/Lumos-Custom`, VisionHead and DM_Adapter) is
+this same module with other options (PRESETS["omnivideo_v1"]): 8 heads in both transformers, PyTorch's default ReLU
+feed-forward inside them, exact (erf) GELU in the two MLPs, and four distinct markers (<ipl_st>, <ipl_ed> around the
+connector tokens, <prp_st>, <prp_ed> around the UMT5 tokens). The defaults are nexus's first architecture (16/32
+heads, tanh-GELU everywhere, one [start, end] pair shared by both blocks), which every export written before these
+options has, since a config.json without them reads as the defaults.
 """
 from __future__ import annotations
 
@@ -28,6 +35,23 @@ class ConnectorConfig:
     adapter_ffn: int = 16384
     adapter_queries: int = 256
     dropout: float = 0.0
+    mlp_activation: str = "gelu_tanh"      # the two input MLPs: gelu_tanh | gelu (exact erf, the release)
+    ffn_activation: str = "gelu"           # the nn.Transformer feed-forwards: gelu | relu (the release)
+    markers: str = "shared"                # shared: [start, end] around both blocks | per_block: 4 (the release)
+
+    def __post_init__(self):
+        for name, allowed in (("mlp_activation", MLP_ACTIVATIONS), ("ffn_activation", FFN_ACTIVATIONS),
+                              ("markers", MARKER_LAYOUTS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"model.connector.{name}={getattr(self, name)!r}: choose one of {allowed}")
+        for dim, heads, name in ((self.vision_dim, self.vision_heads, "vision"), (self.out_dim, self.adapter_heads,
+                                                                                   "adapter")):
+            if heads < 1 or dim % heads:
+                raise ValueError(f"model.connector.{name}_heads={heads} must divide its width {dim}")
+
+    @property
+    def num_markers(self) -> int:
+        return 2 if self.markers == "shared" else 4
 
     @property
     def num_tokens(self) -> int:
@@ -37,13 +61,25 @@ class ConnectorConfig:
         return asdict(self)
 
 
-def _mlp(d_in: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(approximate="tanh"), nn.Linear(d_out, d_out))
+MLP_ACTIVATIONS = ("gelu_tanh", "gelu")
+FFN_ACTIVATIONS = ("gelu", "relu")
+MARKER_LAYOUTS = ("shared", "per_block")
+# the release's architecture (Lumos-Custom: VisionHead(llm_hidden_size=4096, learnable_query_length=4), DM_Adapter(
+# 1152 -> 4096, 256 queries), both nn.Transformer(nhead default 8, dim_feedforward 4 d, ReLU, norm_first))
+PRESETS = {"omnivideo_v1": dict(vlm_dim=4096, vision_dim=1152, vision_layers=4, vision_heads=8, vision_ffn=4608,
+                                vision_queries=4, out_dim=4096, adapter_layers=4, adapter_heads=8, adapter_ffn=16384,
+                                adapter_queries=256, mlp_activation="gelu", ffn_activation="relu",
+                                markers="per_block")}
 
 
-def _transformer(d: int, layers: int, heads: int, ffn: int, dropout: float) -> nn.Transformer:
+def _mlp(d_in: int, d_out: int, activation: str) -> nn.Sequential:
+    act = nn.GELU(approximate="tanh") if activation == "gelu_tanh" else nn.GELU()
+    return nn.Sequential(nn.Linear(d_in, d_out), act, nn.Linear(d_out, d_out))
+
+
+def _transformer(d: int, layers: int, heads: int, ffn: int, dropout: float, activation: str) -> nn.Transformer:
     return nn.Transformer(d_model=d, nhead=heads, num_encoder_layers=layers, num_decoder_layers=layers,
-                          dim_feedforward=ffn, dropout=dropout, activation="gelu", batch_first=True,
+                          dim_feedforward=ffn, dropout=dropout, activation=activation, batch_first=True,
                           norm_first=True)
 
 
@@ -51,14 +87,17 @@ class OmniConnector(nn.Module):
     def __init__(self, config: ConnectorConfig):
         super().__init__()
         c = self.config = config
-        self.vision_in = _mlp(c.vlm_dim, c.vision_dim)
-        self.vision = _transformer(c.vision_dim, c.vision_layers, c.vision_heads, c.vision_ffn, c.dropout)
+        self.vision_in = _mlp(c.vlm_dim, c.vision_dim, c.mlp_activation)
+        self.vision = _transformer(c.vision_dim, c.vision_layers, c.vision_heads, c.vision_ffn, c.dropout,
+                                   c.ffn_activation)
         self.vision_queries = nn.Parameter(torch.randn(c.vision_queries, c.vision_dim) * 0.02)
-        self.adapter_in = _mlp(c.vision_dim, c.out_dim)
-        self.adapter = _transformer(c.out_dim, c.adapter_layers, c.adapter_heads, c.adapter_ffn, c.dropout)
+        self.adapter_in = _mlp(c.vision_dim, c.out_dim, c.mlp_activation)
+        self.adapter = _transformer(c.out_dim, c.adapter_layers, c.adapter_heads, c.adapter_ffn, c.dropout,
+                                    c.ffn_activation)
         self.adapter_queries = nn.Parameter(torch.randn(c.adapter_queries, c.out_dim) * 0.02)
-        # learned [start] / [end] markers around each block of the concatenated context
-        self.markers = nn.Parameter(torch.randn(2, c.out_dim) * 0.02)
+        # learned markers around each block of the concatenated context: [start, end] shared by both blocks, or
+        # per block [connector start, connector end, prompt start, prompt end] (nexus.models.conditioning)
+        self.markers = nn.Parameter(torch.randn(c.num_markers, c.out_dim) * 0.02)
         self.gradient_checkpointing = False
 
     def _run(self, tf: nn.Transformer, src, queries, pad_mask=None):
