@@ -76,7 +76,18 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", ov
         info = {"checkpoint": str(Path(ckpt).resolve()), "global_step": state.get("global_step"),
                 "generator_train": meta["generator_train"], "dtype": dtype,
                 "conditioning": meta.get("conditioning", "connector"), "wan_path": meta.get("wan_path"),
-                **{k: meta[k] for k in ("text_len", "context_len") if k in meta}}
+                **{k: meta[k] for k in ("text_len", "context_len", "prompt_recipe") if k in meta}}
+        null = _init_null(meta.get("init_from"))
+        if null is not None:     # trained with the null conditions of the export it started from: they go along
+            shutil.copy2(null, tmp / "null.safetensors")
+            info["null"] = "null.safetensors"
+        init = _init_info(meta.get("init_from"))
+        info.update({k: v for k, v in init.items() if k not in info and k in
+                     ("wan_path", "vlm_path", "vlm_dtype", "markers", "connector", "model_pt_wrapped", "adapter_meta")})
+        if init and (Path(meta["init_from"]) / "extras").is_dir():   # the release's parts T2V does not train
+            shutil.copytree(Path(meta["init_from"]) / "extras", tmp / "extras")
+        if init:
+            info["init_from"] = str(Path(meta["init_from"]).resolve())
         (tmp / "nexus.json").write_text(json.dumps(info, indent=2))
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
@@ -85,6 +96,22 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", ov
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _init_info(init_from: str | None) -> dict:
+    if not init_from or not (Path(init_from) / "nexus.json").is_file():
+        return {}
+    return json.loads((Path(init_from) / "nexus.json").read_text())
+
+
+def _init_null(init_from: str | None) -> Path | None:
+    name = _init_info(init_from).get("null")
+    if not name:
+        return None
+    if not (Path(init_from) / name).is_file():
+        raise FileNotFoundError(f"the run started from {init_from}, whose null conditions {name} are gone: the export "
+                                f"needs them (the generator was trained with them)")
+    return Path(init_from) / name
 
 
 def as_export(path: str | Path, cache_root: str | Path) -> Path:

@@ -75,6 +75,9 @@ class Model:
     wan_path: Optional[str] = MISSING
     vlm_path: Optional[str] = MISSING
     connector: Connector = field(default_factory=Connector)
+    init_from: Optional[str] = MISSING
+    prompt_recipe: str = MISSING
+    vlm_dtype: Optional[str] = MISSING
     conditioning: str = MISSING
     generator_train: str = MISSING
     lora: Dict[str, Any] = MISSING
@@ -264,6 +267,11 @@ class Sampling:
     vae_tiling: bool = MISSING
     attention: Optional[str] = MISSING
     compile: bool = MISSING
+    prompt_recipe: Optional[str] = MISSING
+    vlm_dtype: Optional[str] = MISSING
+    noise: str = MISSING
+    rank_seed_stride: int = MISSING
+    video: str = MISSING
 
 
 @dataclass

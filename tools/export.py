@@ -1,9 +1,16 @@
-"""Export the trainable weights of a stage-1 checkpoint as safetensors (README, "Export").
+"""Export the trainable weights of a stage-1 checkpoint (README, "Export").
 
   python tools/export.py runs/tiny/default/checkpoints/last.ckpt exports/tiny [--dtype bf16] [--overwrite]
+      safetensors in nexus's layout: connector/, transformer/ (or transformer_lora/), nexus.json
+  python tools/export.py runs/lumos_release_stage1/default/checkpoints/last.ckpt release-out --format omnivideo
+      the release's layout (adapter/, vision_head/, transformer/model.pt, special_tokens/, unconditioned_context/,
+      wan/wanxiang1_3b/), so the reference scripts and Omni-Video tooling load nexus-trained weights; the first
+      argument may also be an export folder (e.g. tools/convert.py omnivideo's output). The connector must have the
+      release's architecture (connector=omnivideo_v1).
 """
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -13,12 +20,26 @@ from nexus.export import export_checkpoint  # noqa: E402
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="a .ckpt file or a DeepSpeed checkpoint folder (e.g. checkpoints/last.ckpt)")
-    p.add_argument("out", help="output folder (connector/, transformer/ or transformer_lora/, nexus.json)")
+    p.add_argument("checkpoint", help="a .ckpt file or a DeepSpeed checkpoint folder (e.g. checkpoints/last.ckpt); "
+                                      "with --format omnivideo also an export folder")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--format", default="nexus", choices=["nexus", "omnivideo"])
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
-    out = export_checkpoint(a.checkpoint, a.out, a.dtype, a.overwrite)
+    if a.format == "nexus":
+        out = export_checkpoint(a.checkpoint, a.out, a.dtype, a.overwrite)
+    else:
+        from nexus.convert.omnivideo import write_bundle
+        src, out = Path(a.checkpoint), Path(a.out)
+        if out.exists() and not a.overwrite:
+            raise FileExistsError(f"{out} exists: pass --overwrite or choose another folder")
+        if (src / "connector").is_dir():
+            out = write_bundle(src, out, a.overwrite)
+        else:     # a checkpoint: through nexus's export first (in a temporary folder beside the output)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=f".{out.name}-export-", dir=out.parent) as tmp:
+                out = write_bundle(export_checkpoint(src, Path(tmp) / "export", a.dtype), out, a.overwrite)
     print(f"exported {a.checkpoint} -> {out}")
 
 

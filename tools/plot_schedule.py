@@ -2,6 +2,7 @@
 
   python tools/plot_schedule.py --gamma-w 0.2 0.3 0.5 --out schedule.png
   python tools/plot_schedule.py --gamma-w 0.3 --clock step --steps 50 --scheduler unipc --shift 5
+  python tools/plot_schedule.py --scheduler unipc_reference   # the released model's timesteps
 """
 import argparse
 import json
@@ -10,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.inference.module import make_scheduler  # noqa: E402
+from nexus.inference.module import SCHEDULERS, make_scheduler  # noqa: E402
 from nexus.upfb.schedule import CLOCKS, schedule_table  # noqa: E402
 
 
@@ -20,7 +21,8 @@ def main(argv=None) -> None:
     p.add_argument("--sigma-min", type=float, default=0.35)
     p.add_argument("--sigma-max", type=float, default=0.70)
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--scheduler", default="unipc", choices=["unipc", "euler"])
+    p.add_argument("--scheduler", default="unipc", choices=SCHEDULERS,
+                   help="unipc_reference: the released model's (Wan FlowUniPC) timesteps")
     p.add_argument("--shift", type=float, default=5.0)
     p.add_argument("--clock", default="timestep", choices=CLOCKS)
     p.add_argument("--out", default="schedule.png", help="PNG path; a .json with the numbers is written beside it")

@@ -80,8 +80,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 16) -> None:
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 16, crf: int = CRF) -> None:
     """Encode and write atomically: a crash mid-write leaves no truncated video under `path`."""
-    data = encode_mp4(frames, fps)  # encode first: a failing encode never touches the folder
+    data = encode_mp4(frames, fps, crf)  # encode first: a failing encode never touches the folder
     with atomic_write(path) as f:
         f.write(data)

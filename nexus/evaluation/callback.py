@@ -49,7 +49,9 @@ class PeriodicEval(L.Callback):
                  log_videos: int = 4):
         if strategy not in ("small_only", "upfb"):
             raise ValueError(f"eval.strategy={strategy!r}: choose small_only or upfb")
-        if strategy == "upfb" and not (large_path and (Path(large_path) / "transformer" / "config.json").is_file()):
+        from nexus.convert.wan import is_original_wan
+        if strategy == "upfb" and not (large_path and ((Path(large_path) / "transformer" / "config.json").is_file()
+                                                       or is_original_wan(large_path))):
             raise FileNotFoundError(f"eval.strategy=upfb needs eval.large=<large Wan folder>; got {large_path!r}")
         s = dict(sampling or {})
         try:        # the same checks as tools/sample.py, named by their eval.* keys, before training starts

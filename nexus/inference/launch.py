@@ -16,7 +16,7 @@ from nexus.inference.module import BridgeModule, check_export, check_lengths, ch
 from nexus.inference.prompts import load_prompts
 from nexus.inference.provenance import check_folder, claim_folder, new_record, note_export
 from nexus.models.latent_space import check_latent_space
-from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights
+from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights, read_config
 from nexus.models.tiny import ensure_tiny_models
 from nexus.inference.placement import check_placement
 from nexus.models.speed import check_speed, set_tf32
@@ -44,6 +44,9 @@ def sample(cfg: DictConfig) -> list[str]:
         built = ensure_tiny_models(p.tiny_models)
         p.small, p.large, p.vlm = p.small or built["wan"], p.large or built["wan_large"], p.vlm or built["vlm"]
     need_small = cfg.bridge.strategy != "large_only"
+    if stage1 and (Path(stage1) / "nexus.json").is_file():   # a converted release names its frozen parts
+        info = read_config(Path(stage1) / "nexus.json")
+        p.small, p.vlm = p.small or info.get("wan_path"), p.vlm or info.get("vlm_path")
     check_weights("paths.small", p.small, WAN_LAYOUT, env="NEXUS_WAN_PATH")      # VAE + UMT5 always come from here
     if cfg.bridge.strategy != "small_only":
         check_weights("paths.large", p.large, LARGE_LAYOUT, env="NEXUS_WAN_LARGE_PATH")

@@ -32,7 +32,9 @@ from nexus.inference.placement import check_placement, resident
 from nexus.shapes import check_clip_shape, latent_shape
 from nexus.upfb.sampler import BridgeConfig, Side, sample
 
-SCHEDULERS = ("unipc", "euler")
+# unipc: diffusers' UniPC flow schedule; unipc_reference: the same solver on the released model's (Wan FlowUniPC)
+# sigmas (nexus.upfb.solver); euler: FlowMatch Euler
+SCHEDULERS = ("unipc", "unipc_reference", "euler")
 
 
 def prompt_seed(seed: int, prompt_id: str) -> int:
@@ -43,6 +45,9 @@ def make_scheduler(name: str, shift: float):
     from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
     if name == "unipc":
         return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
+    if name == "unipc_reference":
+        from nexus.upfb.solver import reference_unipc
+        return reference_unipc(shift)
     if name == "euler":
         return FlowMatchEulerDiscreteScheduler(shift=shift)
     raise ValueError(f"scheduler={name!r}: choose one of {SCHEDULERS}")
@@ -64,9 +69,52 @@ def check_settings(num_frames: int, height: int, width: int, num_steps: int, sch
         raise ValueError(f"bridge: {e}; the knobs are those of nexus.upfb.sampler.BridgeConfig") from None
 
 
-def to_frames(video: torch.Tensor) -> np.ndarray:
-    """(3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
-    return ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+def to_frames(video: torch.Tensor, truncate: bool = False) -> np.ndarray:
+    """(3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3), rounded; truncate: as Wan's cache_video (x * 255 cast to uint8,
+    which the reference writes)."""
+    v = video.float().clamp(-1, 1)
+    x = ((v + 1) / 2 * 255) if truncate else ((v + 1) * 127.5).round()
+    return x.to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+
+
+NOISE = ("per_prompt", "reference")
+VIDEO = ("nexus", "reference")
+REFERENCE_CRF = 10      # imageio's quality=8 for libx264 (Wan's cache_video): crf int((1 - 8/10) * 51)
+
+
+def check_release_settings(noise: str, video: str, vlm_dtype: str | None) -> None:
+    if noise not in NOISE:
+        raise ValueError(f"sampling.noise={noise!r}: choose one of {NOISE}")
+    if video not in VIDEO:
+        raise ValueError(f"sampling.video={video!r}: choose one of {VIDEO}")
+    if vlm_dtype is not None and vlm_dtype not in DTYPES:
+        raise ValueError(f"sampling.vlm_dtype={vlm_dtype!r}: choose one of {sorted(DTYPES)} or null (the export's, "
+                         f"else sampling.dtype)")
+
+
+def initial_noise(shape: tuple, seed: int, prompt_id: str, mode: str, device: torch.device,
+                  rank_offset: int = 0) -> torch.Tensor:
+    """(1, *shape) fp32 noise. per_prompt: a CPU generator seeded from (seed, prompt id), so a video depends on its
+    prompt only; reference: as the reference scripts draw it, on the device with a generator seeded with
+    seed + rank x stride for every prompt (VR-Bench: 35 and stride 0; the batch script: 42, stride 1000), which
+    reproduces their noise on a CUDA device (Philox) but not across devices."""
+    if mode == "reference":
+        g = torch.Generator(device).manual_seed(seed + rank_offset)
+        return torch.randn(1, *shape, generator=g, device=device, dtype=torch.float32)
+    return torch.randn(1, *shape, generator=torch.Generator().manual_seed(prompt_seed(seed, prompt_id)))
+
+
+def export_info(export: Path | None) -> dict:
+    """An export's nexus.json ({} when there is none)."""
+    return read_config(export / "nexus.json") if export is not None and (export / "nexus.json").is_file() else {}
+
+
+def null_features(export: Path | None, info: dict) -> dict | None:
+    """The export's null conditions {'umt5': (T, D), 'vlm': (L, d_vlm)} when nexus.json names a file, else None."""
+    if not info.get("null"):
+        return None
+    from nexus.models.encoders import load_null_features
+    return load_null_features(export / info["null"])
 
 
 NETS = ("small", "large", "large_2", "connector", "vae")
@@ -83,9 +131,11 @@ class BridgeModule(L.LightningModule):
                  context_len: int = 2560, instruction: str = INSTRUCTION, progress: bool = True,
                  text_len: int = WAN_TEXT_LEN, offload: str = "model", encoders: str = "device",
                  vae_tiling: bool = False, attention: str | None = None, compile: bool = False,
-                 small_device: str = "same"):
+                 small_device: str = "same", prompt_recipe: str | None = None, vlm_dtype: str | None = None,
+                 noise: str = "per_prompt", rank_seed_stride: int = 0, video: str = "nexus"):
         super().__init__()
         self.bridge_config = check_settings(num_frames, height, width, num_steps, scheduler, dtype, bridge)
+        check_release_settings(noise, video, vlm_dtype)
         check_placement(offload, encoders, small_device)
         check_speed(attention, "sampling")
         self.save_hyperparameters()
@@ -121,8 +171,11 @@ class BridgeModule(L.LightningModule):
                 self.small.load_lora_adapter(export / "transformer_lora", prefix="transformer", use_safetensors=True)
             if export is not None:
                 self.connector = load_connector(export / "connector", dtype=dt)
+        info = export_info(export)
         self.encoders = FrozenEncoders.load(hp.small_path, hp.vlm_path if self.connector is not None else None,
-                                            dt, hp.instruction, "cpu")
+                                            dt, hp.instruction, "cpu", prompt_recipe=self.prompt_recipe(info),
+                                            vlm_dtype=DTYPES[hp.vlm_dtype or info.get("vlm_dtype") or hp.dtype])
+        self.null = null_features(export, info)   # the release's null conditions (a file), or None: the empty prompt
         self.vae, self.encoders.vae = self.encoders.vae, None     # the VAE decodes on the generators' device
         if hp.vae_tiling:
             self.vae.enable_tiling()
@@ -195,12 +248,23 @@ class BridgeModule(L.LightningModule):
         return read_config(index).get("boundary_ratio") if index.is_file() and self.large_2 is not None else None
 
     # ---- conditioning ---------------------------------------------------------------------------------------
+    def prompt_recipe(self, info: dict) -> str:
+        """sampling.prompt_recipe, else the export's (nexus.json), else today's chat template."""
+        return self.hparams.get("prompt_recipe") or info.get("prompt_recipe") or "chat_template"
+
     @torch.no_grad()
     def contexts(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (small, small_null, large, large_null) contexts for the prompts, on the device (encoded where
-        sampling.encoders says)."""
+        sampling.encoders says). The null condition is the export's null.safetensors when it has one (the release:
+        unconditioned_context/context.pkl, used for both generators as the reference does), else the empty prompt."""
         self.place("encode")
-        feats = self.encoders.prompts(texts + [""])
+        null = getattr(self, "null", None)
+        feats = self.encoders.prompts(texts + ([] if null is not None else [""]))
+        if null is not None:
+            dev = next(self.encoders.umt5.parameters()).device
+            feats["umt5"].append(null["umt5"].to(dev))
+            if "vlm" in feats:
+                feats["vlm"].append(null["vlm"].to(dev))
         dt = DTYPES[self.hparams.dtype]
         umt5 = [u.to(dt) for u in feats["umt5"]]
         large = wan_context(umt5, self.hparams.text_len)
@@ -228,8 +292,9 @@ class BridgeModule(L.LightningModule):
         boundary = self.boundary_ratio()
         # the prompts of a batch are denoised together (sampling.batch_size): each keeps its own noise (seeded by
         # its id), and every operation acts per sample, so a video does not depend on its batch (tested)
-        z = torch.cat([torch.randn(1, *latent_shape(hp.num_frames, hp.height, hp.width),
-                                   generator=torch.Generator().manual_seed(prompt_seed(hp.seed, p.id))) for p in todo])
+        z = torch.cat([initial_noise(latent_shape(hp.num_frames, hp.height, hp.width), hp.seed, p.id,
+                                     hp.get("noise", "per_prompt"), self.device,
+                                     self.global_rank * hp.get("rank_seed_stride", 0)) for p in todo])
         small = Side(self.small, cs, cs0, hp.guidance_small) if self.small is not None else None
         large = Side(self.large, cl, cl0, hp.guidance_large, self.large_2, boundary,
                      hp.guidance_large_2, on_expert=self.swap_expert) if self.large is not None else None
@@ -241,7 +306,9 @@ class BridgeModule(L.LightningModule):
         for p, latent in zip(todo, z):
             video = codec.decode_latents(self.vae, latent[None].to(next(self.vae.parameters()).dtype))[0]
             path = self.video_path(p.id)
-            write_mp4(path, to_frames(video), hp.fps)          # atomic: never a half-written mp4
+            reference = hp.get("video", "nexus") == "reference"
+            write_mp4(path, to_frames(video, truncate=reference), hp.fps,   # atomic: never a half-written mp4
+                      **({"crf": REFERENCE_CRF} if reference else {}))
             written.append(str(path))
         return written
 
@@ -252,7 +319,10 @@ class BridgeModule(L.LightningModule):
 def load_large(path: str | Path, dtype: torch.dtype):
     """The frozen large generator: (transformer, Wan2.2-A14B's low-noise expert `transformer_2` or None)."""
     from diffusers import WanTransformer3DModel
+    from nexus.convert import wan as original
     large = Path(path)
+    if original.is_original_wan(large):     # Wan-AI's own layout (Wan2.1-T2V-14B): one expert
+        return original.load_original_transformer(large, dtype).requires_grad_(False), None
     first = WanTransformer3DModel.from_pretrained(large / "transformer", torch_dtype=dtype).eval()
     second = None
     if (large / "transformer_2" / "config.json").is_file():

@@ -29,7 +29,8 @@ RECORD, MANIFEST = "samples.json", "prompts.jsonl"
 NOT_SETTINGS = ("progress", "batch_size", "offload", "small_device")
 # keys newer than some records: the value those records' videos were made with (torch's default matmul precision
 # was "highest": no TF32)
-ADDED = {"encoders": "device", "vae_tiling": False, "attention": None, "compile": False}
+ADDED = {"encoders": "device", "vae_tiling": False, "attention": None, "compile": False, "prompt_recipe": None,
+         "vlm_dtype": None, "noise": "per_prompt", "rank_seed_stride": 0, "video": "nexus"}
 
 
 def settings(cfg: DictConfig) -> dict:

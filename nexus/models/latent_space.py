@@ -12,8 +12,15 @@ TRANSFORMER_KEYS = ("in_channels", "out_channels", "patch_size")
 
 
 def latent_signature(wan_path: str | Path) -> dict:
+    """An original-layout folder (nexus.convert.wan): the VAE's structure from Wan2.1_VAE.pth's shapes (memory-mapped,
+    no tensor read) and Wan2.1's latent statistics (the .pth holds none: Wan's code hard-codes them, as diffusers'
+    defaults do); the transformer's from config.json and the safetensors headers."""
+    from nexus.convert import wan as original
     root = Path(wan_path)
-    vae, tr = read_config(root / "vae" / "config.json"), read_config(root / "transformer" / "config.json")
+    if original.is_original_wan(root):
+        vae, tr = original.vae_folder_config(root), original.transformer_config(root)
+    else:
+        vae, tr = read_config(root / "vae" / "config.json"), read_config(root / "transformer" / "config.json")
     sig = {f"vae.{k}": vae.get(k) for k in VAE_KEYS}
     sig |= {f"transformer.{k}": (list(tr[k]) if isinstance(tr.get(k), (list, tuple)) else tr.get(k))
             for k in TRANSFORMER_KEYS}

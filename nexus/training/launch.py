@@ -29,7 +29,7 @@ from nexus.shapes import check_clip_shape
 from nexus.slurm.requeue import RequeueOnSignal
 from nexus.training.callbacks import AtomicCheckpointIO, StepCheckpoint, throughput_monitor
 from nexus.training.loggers import RunRecord, make_logger
-from nexus.training.module import check_training_settings
+from nexus.training.module import check_training_settings, init_from_info, init_from_sizes
 from nexus.training.preflight import preflight
 from nexus.training.progress import StepProgressBar
 from nexus.training.run_dir import RunPlan, has_checkpoints, plan_run, start_run
@@ -60,6 +60,8 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     cfg = validate(cfg, Fit)
     m, d, run_dir = cfg.model, cfg.data, Path(cfg.run.dir)
     check_clip_shape(d.num_frames, d.height, d.width)        # the cheap checks first: nothing built yet
+    for k, v in init_from_sizes(m.get("init_from")).items():    # the export's weights fix the connector's sizes
+        m.connector[k] = v
     check_training_settings(**OmegaConf.to_container(m, resolve=True))
     gpu_memory(cfg.plan.gpu)        # a bad plan.gpu is named now, not after the tiny models are built
     callbacks = [StepCheckpoint(str(run_dir / "checkpoints"), cfg.checkpoint.every_n_steps, cfg.checkpoint.keep_last),
@@ -70,8 +72,11 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     if cfg.paths.get("tiny_models"):     # the tiny recipe: build tiny random folders, then load them for real
         built = ensure_tiny_models(cfg.paths.tiny_models)
         cfg.paths.wan, cfg.paths.vlm = cfg.paths.wan or built["wan"], cfg.paths.vlm or built["vlm"]
+    if m.get("init_from"):         # a converted release names its frozen parts (VAE, UMT5, VLM)
+        info = init_from_info(m.init_from)
+        cfg.paths.wan, cfg.paths.vlm = cfg.paths.wan or info.get("wan_path"), cfg.paths.vlm or info.get("vlm_path")
     preflight(cfg.paths.wan, cfg.paths.vlm, d.kind, d.num_frames, d.height, d.width,
-              OmegaConf.to_container(m.connector), m.context_len, m.conditioning, m.text_len)
+              OmegaConf.to_container(m.connector), m.context_len, m.conditioning, m.text_len, m.get("init_from"))
     set_tf32(cfg.tf32)
     memory = check_fit(cfg)         # refuses what cannot fit on plan.gpu (the CUDA device by default)
     model = build(cfg.model, _convert_="all")

@@ -10,8 +10,11 @@ generator on its own (recipe wan13b_t2v; the shapes lab pretrains its generators
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
+from safetensors.torch import load_file
 from lightning.pytorch.utilities import grad_norm
 from transformers import get_cosine_schedule_with_warmup
 
@@ -22,7 +25,7 @@ from nexus.models.connector import ConnectorConfig, OmniConnector
 from nexus.models.encoders import FrozenEncoders, load_null_features
 from nexus.models.loading import DTYPES, load_transformer
 from nexus.models.speed import check_speed, speed_up
-from nexus.models.understanding import INSTRUCTION
+from nexus.models.understanding import INSTRUCTION, check_prompt_recipe
 from nexus.training.callbacks import batch_latent_tokens, batch_size
 from nexus.training.flops import train_flops_per_sample
 from nexus.training.turns import in_turns
@@ -35,11 +38,68 @@ class NonFiniteLossError(RunStopped):
     """The loss became NaN/inf: the run stops, its last good checkpoint is kept."""
 
 
+def init_from_info(init_from: str | None) -> dict:
+    """model.init_from's nexus.json ({} when unset)."""
+    if not init_from:
+        return {}
+    from nexus.models.loading import read_config
+    return read_config(Path(init_from) / "nexus.json")
+
+
+SIZES = ("vlm_dim", "vision_dim", "vision_layers", "vision_ffn", "vision_queries", "out_dim", "adapter_layers",
+         "adapter_ffn", "adapter_queries")
+
+
+def init_from_sizes(init_from: str | None) -> dict:
+    """The connector sizes of model.init_from's weights (a fact of the export, not a choice): the run takes them;
+    heads, activations and markers stay the run's choice and are checked against the export's."""
+    cfg = Path(init_from or "") / "connector" / "config.json"
+    if not init_from or not cfg.is_file():
+        return {}
+    from nexus.models.loading import read_config
+    return {k: v for k, v in read_config(cfg).items() if k in SIZES}
+
+
+def check_init_from(init_from: str | None, connector: dict | None, prompt_recipe: str, context_len: int,
+                    generator_train: str, conditioning: str) -> None:
+    """model.init_from must be a full stage-1 export whose connector, prompt recipe and context length are the
+    run's: the same module then continues from its weights (a mismatch would load into another architecture)."""
+    if not init_from:
+        return
+    root = Path(init_from)
+    need = [f for f in ("connector/config.json", "connector/model.safetensors", "transformer/config.json",
+                        "nexus.json") if not (root / f).is_file()]
+    if need:
+        raise FileNotFoundError(f"model.init_from={init_from}: not a full stage-1 export (missing {', '.join(need)}); "
+                                f"pass tools/convert.py omnivideo's output or tools/export.py's of a "
+                                f"generator_train=full run")
+    if conditioning != "connector":
+        raise ValueError("model.init_from starts the connector and the generator from an export: it needs "
+                         "model.conditioning=connector")
+    from nexus.models.loading import read_config
+    have = ConnectorConfig(**read_config(root / "connector" / "config.json")).to_dict()
+    want = ConnectorConfig(**(connector or {})).to_dict()
+    diffs = [f"model.connector.{k}: {want[k]} (export: {have[k]})" for k in want if k != "dropout" and want[k] != have[k]]
+    info = read_config(root / "nexus.json")
+    if info.get("prompt_recipe", "chat_template") != prompt_recipe:
+        diffs.append(f"model.prompt_recipe: {prompt_recipe} (export: {info.get('prompt_recipe', 'chat_template')})")
+    if info.get("context_len") is not None and info["context_len"] != context_len:
+        diffs.append(f"model.context_len: {context_len} (export: {info['context_len']})")
+    if diffs:
+        raise ValueError(f"model.init_from={init_from} was made with other settings: {'; '.join(diffs)}. Use the "
+                         f"export's (for the release: connector=omnivideo_v1, model.prompt_recipe=vila_llama3, "
+                         f"model.context_len=2560; recipe=lumos_release_stage1 sets them)")
+
+
 def check_training_settings(generator_train: str = "full", cfg_dropout: float = 0.2, warmup_steps: int = 0,
                             lr: float = 1e-5, connector_lr: float | None = None, conditioning: str = "connector",
-                            umt5_dropout: float = 0.0, attention: str | None = None, **_) -> None:
+                            umt5_dropout: float = 0.0, attention: str | None = None, init_from: str | None = None,
+                            connector: dict | None = None, prompt_recipe: str = "chat_template",
+                            context_len: int = 2560, **_) -> None:
     """The model.* values AlignmentModule accepts (checked before anything is built or loaded)."""
     check_speed(attention, "model")
+    check_prompt_recipe(prompt_recipe, "model.prompt_recipe")
+    check_init_from(init_from, connector, prompt_recipe, context_len, generator_train, conditioning)
     if generator_train not in GENERATOR_TRAIN:
         raise ValueError(f"model.generator_train={generator_train!r}: choose one of {GENERATOR_TRAIN}")
     if conditioning not in CONDITIONING:
@@ -68,10 +128,12 @@ class AlignmentModule(L.LightningModule):
                  connector_lr: float | None = None, weight_decay: float = 1e-4, betas: tuple = (0.9, 0.999),
                  warmup_steps: int = 500, total_steps: int | None = None, seed: int = 0, random_init: bool = False,
                  conditioning: str = "connector", umt5_dropout: float = 0.0, text_len: int = WAN_TEXT_LEN,
-                 attention: str | None = None, compile: bool = False, load_at_once: int = 0):
+                 attention: str | None = None, compile: bool = False, load_at_once: int = 0,
+                 init_from: str | None = None, prompt_recipe: str = "chat_template", vlm_dtype: str | None = None):
         super().__init__()
         check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr, conditioning,
-                                umt5_dropout, attention)
+                                umt5_dropout, attention, init_from=init_from, connector=connector,
+                                prompt_recipe=prompt_recipe, context_len=context_len)
         self.save_hyperparameters(logger=False)     # the logger gets the whole run from RunRecord instead
         self.connector_config = ConnectorConfig(**(connector or {}))
         self.transformer = self.connector = None
@@ -84,12 +146,19 @@ class AlignmentModule(L.LightningModule):
         if self.transformer is not None:
             return
         hp = self.hparams
-        self.transformer = load_transformer(hp.wan_path, random_init=hp.random_init)
+        init = hp.get("init_from")
+        if init:     # a stage-1 export (e.g. the converted release): its generator and connector are the start
+            from diffusers import WanTransformer3DModel
+            self.transformer = WanTransformer3DModel.from_pretrained(Path(init) / "transformer")
+        else:
+            self.transformer = load_transformer(hp.wan_path, random_init=hp.random_init)
         if self.uses_connector:
             if self.transformer.config.text_dim != self.connector_config.out_dim:
                 raise ValueError(f"connector.out_dim={self.connector_config.out_dim} must equal the generator's "
                                  f"text_dim={self.transformer.config.text_dim}")
             self.connector = OmniConnector(self.connector_config)
+            if init:
+                self.connector.load_state_dict(load_file(str(Path(init) / "connector" / "model.safetensors")))
         self.transformer.train(hp.generator_train != "frozen")   # from_pretrained returns eval mode
         if hp.generator_train != "full":
             self.transformer.requires_grad_(False)
@@ -122,10 +191,16 @@ class AlignmentModule(L.LightningModule):
         hp = self.hparams
         if hp.null_features:          # precomputed features: no encoder in memory at all
             self._null = load_null_features(hp.null_features)
-        elif self.encoders is None:
+            return
+        init_null = init_from_info(hp.get("init_from")).get("null")
+        if init_null:                 # the release was trained with these null conditions (context.pkl)
+            self._null = load_null_features(Path(hp.init_from) / init_null)
+        if self.encoders is None:
             device = self.trainer.strategy.root_device if self._trainer is not None else "cpu"
             self.encoders = FrozenEncoders.load(hp.wan_path, hp.vlm_path if self.uses_connector else None,
-                                                DTYPES[hp.encoder_dtype], hp.instruction, device)
+                                                DTYPES[hp.encoder_dtype], hp.instruction, device,
+                                                prompt_recipe=hp.get("prompt_recipe", "chat_template"),
+                                                vlm_dtype=DTYPES[hp.get("vlm_dtype") or hp.encoder_dtype])
 
     def on_fit_start(self) -> None:
         if self.encoders is not None:
@@ -247,4 +322,6 @@ class AlignmentModule(L.LightningModule):
                                "context_len": self.hparams.context_len,
                                "wan_path": str(self.hparams.wan_path),
                                "generator_train": self.hparams.generator_train,
+                               "prompt_recipe": self.hparams.get("prompt_recipe", "chat_template"),
+                               "init_from": self.hparams.get("init_from"),
                                "lora": self.hparams.lora}

@@ -3,22 +3,24 @@ from __future__ import annotations
 
 from nexus.models.conditioning import required_context_len
 from nexus.models.connector import ConnectorConfig
-from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder, read_config, vlm_hidden_size
+from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder, generator_config, vlm_hidden_size
 from nexus.shapes import check_clip_shape
 
 
 def preflight(wan_path: str | None, vlm_path: str | None, kind: str, num_frames: int, height: int, width: int,
-              connector: dict, context_len: int, conditioning: str = "connector", text_len: int = 512) -> None:
+              connector: dict, context_len: int, conditioning: str = "connector", text_len: int = 512,
+              init_from: str | None = None) -> None:
     check_clip_shape(num_frames, height, width)
     raw = kind == "raw"
     wan = check_folder("paths.wan", wan_path, WAN_LAYOUT, None if raw else ("transformer",), env="NEXUS_WAN_PATH")
     if conditioning == "umt5":      # a generator on its own: no connector, no VLM
         return
     cc = ConnectorConfig(**connector)
-    text_dim = read_config(wan / "transformer" / "config.json")["text_dim"]
+    source = init_from or wan      # model.init_from: the generator is the export's
+    text_dim = generator_config(source)["text_dim"]
     if cc.out_dim != text_dim:
         raise ValueError(f"model.connector.out_dim={cc.out_dim} does not match the generator's text_dim={text_dim} "
-                         f"({wan}/transformer/config.json): set model.connector.out_dim={text_dim}")
+                         f"({source}): set model.connector.out_dim={text_dim}")
     need = required_context_len(cc.num_tokens, text_len)
     if context_len < need:
         raise ValueError(f"model.context_len={context_len} cannot hold {cc.num_tokens} connector tokens + "
