@@ -41,7 +41,7 @@ HYDRA_ERRORS = [
     (("tools/fit.py", "recipe=tiny", "trainer.max_steps=abc"), ("trainer.max_steps=abc: expected integer",)),
     (("tools/fit.py", "recipe=tiny", "data.num_frames=10"), ("data.num_frames=10 is not 4k+1",)),
     (("tools/fit.py", "recipe=tiny", "model.lrr=1"), ("model.lrr: no such key; did you mean model.lr?",)),
-    (("tools/fit.py", "recipe=omni_wan14b"), ("recipe=omni_wan14b: no such recipe; choose one of lab_generator, lab_stage1, omni_wan13b, tiny, wan13b_t2v",)),
+    (("tools/fit.py", "recipe=omni_wan14b"), ("recipe=omni_wan14b: no such recipe; choose one of lab_generator, lab_stage1, lumos_release_stage1, omni_wan13b, tiny, wan13b_t2v",)),
     (("tools/fit.py", "recipe=omni_wan13b"), ("data.shards is required", "data.shards=")),
     (("tools/fit.py", "recipe=omni_wan13b", "data.shards=data/tiny/clips", "paths.wan=null"),
      ("paths.wan is not set", "NEXUS_WAN_PATH", "transformer/config.json")),
@@ -105,12 +105,12 @@ def test_debug_shows_the_traceback():
 
 
 @pytest.mark.parametrize("tool,groups,examples", [
-    ("fit", ["recipe: lab_generator, lab_stage1, omni_wan13b, tiny, wan13b_t2v", "strategy: auto, ddp, deepspeed_zero1", "logger: csv, none, wandb"],
+    ("fit", ["recipe: lab_generator, lab_stage1, lumos_release_stage1, omni_wan13b, tiny, wan13b_t2v", "strategy: auto, ddp, deepspeed_zero1", "logger: csv, none, wandb"],
      "python tools/fit.py recipe=tiny"),
-    ("sample", ["recipe: nexus_wan14b, nexus_wan22_a14b, tiny"], "python tools/sample.py prompt="),
+    ("sample", ["recipe: lumos_nexus_release, nexus_wan14b, nexus_wan22_a14b, tiny"], "python tools/sample.py prompt="),
     ("evaluate", ["recipe: tiny, vbench"], "python tools/evaluate.py recipe=tiny videos="),
-    ("watch_eval", ["recipe: nexus_wan14b, nexus_wan22_a14b, tiny"], "python tools/watch_eval.py recipe=tiny"),
-    ("bench_train", ["recipe: lab_generator, lab_stage1, omni_wan13b, tiny, wan13b_t2v"], "python tools/bench_train.py recipe=tiny"),
+    ("watch_eval", ["recipe: lumos_nexus_release, nexus_wan14b, nexus_wan22_a14b, tiny"], "python tools/watch_eval.py recipe=tiny"),
+    ("bench_train", ["recipe: lab_generator, lab_stage1, lumos_release_stage1, omni_wan13b, tiny, wan13b_t2v"], "python tools/bench_train.py recipe=tiny"),
 ])
 def test_help_says_what_and_how(tool, groups, examples):
     r = run(f"tools/{tool}.py", "--help")

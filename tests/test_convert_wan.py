@@ -26,7 +26,8 @@ def originals(tmp_path_factory):
 
 def folder_state(folder):
     """Every tensor of an original folder's transformer files."""
-    return {k: v for f in sorted(folder.glob("diffusion_pytorch_model*.safetensors")) for k, v in load_file(str(f)).items()}
+    files = sorted(folder.glob("diffusion_pytorch_model*.safetensors"))
+    return {k: v for f in files for k, v in load_file(str(f)).items()}
 
 
 def randomized(state, seed=0, std=0.2):
@@ -67,7 +68,8 @@ def wan_forward(sd, cfg, x, t, context):
 
     # 3-D RoPE: a head's d/2 channel pairs split [c - 2(c//3), c//3, c//3] over (frame, row, column)
     c = d // 2
-    grid = torch.stack(torch.meshgrid(torch.arange(f), torch.arange(hh), torch.arange(ww), indexing="ij"), -1).reshape(L, 3)
+    grid = torch.stack(torch.meshgrid(torch.arange(f), torch.arange(hh), torch.arange(ww), indexing="ij"), -1)
+    grid = grid.reshape(L, 3)
     angles = []
     for axis, m in enumerate([c - 2 * (c // 3), c // 3, c // 3]):
         inv = 1.0 / 10000.0 ** (torch.arange(m, dtype=torch.float64) * 2 / (2 * m))
@@ -149,7 +151,8 @@ def t5_forward(sd, ids, mask, heads, buckets, max_dist=128, eps=1e-6):
         p = f"blocks.{i}."
         y = rms(x, p + "norm1.weight")
         q, k, v = (F.linear(y, sd[p + f"attn.{n}.weight"]).view(B, L, heads, -1) for n in "qkv")
-        logits = torch.einsum("binc,bjnc->bnij", q, k) + sd[p + "pos_embedding.embedding.weight"][bucket].permute(2, 0, 1)
+        bias = sd[p + "pos_embedding.embedding.weight"][bucket].permute(2, 0, 1)     # (heads, Lq, Lk)
+        logits = torch.einsum("binc,bjnc->bnij", q, k) + bias
         logits = logits.masked_fill(mask[:, None, None, :] == 0, torch.finfo(x.dtype).min)
         att = torch.einsum("bnij,bjnc->binc", torch.softmax(logits, -1), v).flatten(2)
         x = x + F.linear(att, sd[p + "attn.o.weight"])
@@ -192,7 +195,8 @@ def test_hand_written_key_pairs():
     assert wan.vae_to_diffusers(vae) == vae
     assert wan.vae_to_original(vae.values()) == {v: k for k, v in vae.items()}
     t5 = {"blocks.5.ffn.gate.0.weight": "encoder.block.5.layer.1.DenseReluDense.wi_0.weight",
-          "blocks.0.pos_embedding.embedding.weight": "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+          "blocks.0.pos_embedding.embedding.weight":
+              "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
           "token_embedding.weight": "shared.weight", "norm.weight": "encoder.final_layer_norm.weight"}
     assert wan.t5_to_umt5(t5) == t5
     assert wan.umt5_to_t5(t5.values()) == {v: k for k, v in t5.items()}
@@ -462,10 +466,12 @@ def test_real_size_original_transformer_loads_on_cuda_in_bf16(tmp_path):
     assert "text_dim" not in json.loads((tmp_path / "config.json").read_text())
     model = wan.load_original_transformer(tmp_path, torch.bfloat16, device="cuda")
     assert wan.transformer_config(tmp_path) == WAN_T2V_1_3B
-    assert model.blocks[0].norm2.weight.dtype == torch.float32 and model.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
+    assert model.blocks[0].norm2.weight.dtype == torch.float32
+    assert model.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
     assert torch.equal(model.blocks[29].norm2.weight.cpu(), state["blocks.29.norm3.weight"].float())
     assert torch.equal(model.proj_out.weight.cpu(), state["head.head.weight"])
     with torch.no_grad():
-        out = model(torch.randn(1, 16, 3, 16, 16, device="cuda", dtype=torch.bfloat16), torch.tensor([500.0], device="cuda"),
-                    torch.randn(1, 512, 4096, device="cuda", dtype=torch.bfloat16), return_dict=False)[0]
+        x = torch.randn(1, 16, 3, 16, 16, device="cuda", dtype=torch.bfloat16)
+        context = torch.randn(1, 512, 4096, device="cuda", dtype=torch.bfloat16)
+        out = model(x, torch.tensor([500.0], device="cuda"), context, return_dict=False)[0]
     assert out.shape == (1, 16, 3, 16, 16) and torch.isfinite(out).all()

@@ -18,7 +18,7 @@ def test_unknown_recipe_lists_the_available_ones():
     r = subprocess.run([sys.executable, "tools/fit.py", "recipe=omni_wan14b"], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2
-    assert r.stderr == "error: recipe=omni_wan14b: no such recipe; choose one of lab_generator, lab_stage1, omni_wan13b, tiny, wan13b_t2v\n"
+    assert r.stderr == "error: recipe=omni_wan14b: no such recipe; choose one of lab_generator, lab_stage1, lumos_release_stage1, omni_wan13b, tiny, wan13b_t2v\n"
 
 
 def test_missing_weight_folder(tmp_path, tiny_models, tiny_shards):

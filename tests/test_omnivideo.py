@@ -303,3 +303,38 @@ def test_training_continues_from_the_release_and_writes_it_back(bundle, export, 
     r = subprocess.run(run[:3] + ["connector=nexus_v0"] + run[3:], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 2 and "model.connector.vision_heads: 16 (export: 8)" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.gpu
+def test_real_size_random_bundle_converts_and_runs_on_cuda(bundle, tmp_path):
+    """The real architectures (Wan2.1-T2V-1.3B, the full connector of VILA's 4096-d LLM) with random weights, written
+    in the release's layout and converted: sizes, dtypes and the strict checks at real scale, then a forward."""
+    from diffusers import WanTransformer3DModel
+    from nexus.convert import wan
+    from nexus.models.presets import WAN_T2V_1_3B
+    root = copy_bundle(bundle, tmp_path)
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        gen = WanTransformer3DModel(**WAN_T2V_1_3B).to(torch.bfloat16)
+        conn = OmniConnector(ConnectorConfig(**PRESETS["omnivideo_v1"])).to(torch.bfloat16)
+    shutil.rmtree(root / FILES["wan"] / "diffusion_pytorch_model.safetensors", ignore_errors=True)
+    (root / FILES["wan"] / "diffusion_pytorch_model.safetensors").unlink(missing_ok=True)
+    stock = wan.save_original_transformer(gen.cpu(), None, root / FILES["wan"])
+    vh, ad = _connector_to_release({k: v.cpu() for k, v in conn.state_dict().items()})
+    torch.save({"model_state_dict": ad}, root / FILES["adapter"])
+    torch.save(vh, root / FILES["vision_head"])
+    torch.save({"module": {f"wan_model.{k}": v for k, v in list(stock.items())[:10]}}, root / FILES["transformer"])
+    pickle.dump({k: torch.randn(1, 4096) for k in ("<ipl_st>", "<ipl_ed>", "<prp_st>", "<prp_ed>")},
+                open(root / FILES["special_tokens"], "wb"))
+    pickle.dump({"text_emb": [torch.randn(12, 4096)], "vlm_last_hidden_states": torch.randn(1, 164, 4096),
+                 "text_emb_siglip2": [torch.zeros(1, 1152)]}, open(root / FILES["null"], "wb"))
+    out = convert_bundle(root, tmp_path / "export", progress=False, hash_files=False)
+    from nexus.export import load_connector
+    c = load_connector(out / "connector", device="cuda", dtype=torch.bfloat16)
+    t = WanTransformer3DModel.from_pretrained(out / "transformer", torch_dtype=torch.bfloat16).cuda()
+    with torch.no_grad():
+        q = c(torch.randn(1, 164, 4096, device="cuda", dtype=torch.bfloat16))
+        ctx = small_context(q, [torch.randn(20, 4096, device="cuda", dtype=torch.bfloat16)], c.markers, 2560)
+        v = t(torch.randn(1, 16, 5, 30, 52, device="cuda", dtype=torch.bfloat16), torch.tensor([500.0], device="cuda"),
+              ctx, return_dict=False)[0]
+    assert q.shape == (1, 1024, 4096) and v.shape == (1, 16, 5, 30, 52) and torch.isfinite(v).all()

@@ -275,11 +275,12 @@ def _trainable_params_omni_wan13b() -> tuple[int, int]:
     itself)."""
     from deepspeed.runtime.zero.stage3 import model_to_params
     from diffusers import WanTransformer3DModel
+    from nexus.models.connector import PRESETS as CONNECTORS
     from nexus.models.connector import ConnectorConfig, OmniConnector
     from nexus.models.presets import PRESETS
-    with torch.device("meta"):
+    with torch.device("meta"):       # omni_wan13b: the released architecture (4 markers) on Qwen2.5-VL-7B's 3584
         wan = WanTransformer3DModel.from_config(PRESETS["wan2.1-t2v-1.3b"])
-        conn = OmniConnector(ConnectorConfig())
+        conn = OmniConnector(ConnectorConfig(**{**CONNECTORS["omnivideo_v1"], "vlm_dim": 3584}))
     total = sum(p.numel() for p in wan.parameters()) + sum(p.numel() for p in conn.parameters())
     return total, max(model_to_params(wan)[1], model_to_params(conn)[1])
 

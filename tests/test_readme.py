@@ -28,6 +28,9 @@ EXECUTE = (
     "python tools/bench_train.py recipe=tiny",
     "python tools/plot_schedule.py",
     "python tools/vrbench.py evaluate --generate recipe=tiny",
+    "python tools/convert.py tiny-bundle",
+    "python tools/convert.py omnivideo --bundle runs/.tiny_release",
+    "python tools/sample.py recipe=lumos_nexus_release small.export=exports/tiny_release",
 )
 
 
@@ -144,3 +147,5 @@ def test_every_readme_command_runs_or_dry_runs(tmp_path):
     assert (work / "runs/tiny/samples/trained/samples.json").is_file()
     assert (work / "runs/tiny/samples/upfb/eval/scores.json").is_file()
     assert (work / "exports/tiny/connector/model.safetensors").is_file()
+    assert (work / "exports/tiny_release/nexus.json").is_file()
+    assert len(list((work / "runs/lumos_nexus_release/samples/upfb").glob("*.mp4"))) == 1

@@ -27,6 +27,7 @@ import os
 import pickle
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -53,6 +54,21 @@ DOWNLOAD = ("download the Hugging Face repository howellyoung1/OmniVideo11B into
 
 class BundleError(ValueError):
     """A release file is missing, unreadable or holds a key that is missing, unexpected or misshapen."""
+
+
+@contextmanager
+def atomic_folder(out: Path):
+    """A temporary folder beside `out`, renamed to it when the block succeeds (replacing an old one), removed when it
+    fails: a folder appears whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---- reading the release's files --------------------------------------------------------------------------------
@@ -313,9 +329,7 @@ def convert_bundle(bundle: str | Path, out: str | Path, overwrite: bool = False,
         raise BundleError(f"{root / FILES['null']}: text_emb[0] {tuple(umt5_null.shape)} must be (T, {config.out_dim}) "
                           f"and vlm_last_hidden_states {tuple(vlm_null.shape)} (L, {config.vlm_dim})")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         wan_state = {k[len("wan_model."):]: v for k, v in model_pt.items() if k.startswith("wan_model.")}
         report["transformer"] = small_transformer(root / FILES["wan"], wan_state, root / FILES["transformer"],
                                                   tmp / "transformer")
@@ -341,11 +355,6 @@ def convert_bundle(bundle: str | Path, out: str | Path, overwrite: bool = False,
                                  for k, v in r["adapter_meta"].items()},
                 "keys": report, "files": _provenance(root, progress) if hash_files else None}
         (tmp / "nexus.json").write_text(json.dumps(info, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -401,9 +410,7 @@ def write_bundle(export: str | Path, out: str | Path, overwrite: bool = False) -
         context[k] = [extras[f"null.{k}.{i}"] for i in range(sum(x.startswith(f"null.{k}.") for x in extras))]
     if "text_emb_siglip2" not in context:   # required by the reference's loader, unused for text-to-video
         context["text_emb_siglip2"] = [torch.zeros(1, config.vision_dim)]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         for rel in ("adapter", "vision_head/vision_head", "transformer", "special_tokens", "unconditioned_context"):
             (tmp / rel).mkdir(parents=True)
         wan_state = wan.write_original_folder(export, tmp / FILES["wan"])       # transformer, VAE, T5, tokenizer
@@ -432,9 +439,4 @@ def write_bundle(export: str | Path, out: str | Path, overwrite: bool = False) -
                "mm_projector/)\n") +
             "  Wan2.1-T2V-14B/        the large generator as Wan-AI publishes it (video_generator.py looks for it "
             "at <models_dir>/Wan2.1-T2V-14B)\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

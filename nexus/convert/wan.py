@@ -3,7 +3,7 @@ ships its small generator) <-> the classes nexus runs: diffusers' WanTransformer
 transformers' UMT5EncoderModel. An original folder holds
 
   config.json                               WanModel's config (no text_dim: it is the width of text_embedding.0.weight)
-  diffusion_pytorch_model.safetensors       WanModel keys; or -0000K-of-0000N shards + diffusion_pytorch_model.safetensors.index.json
+  diffusion_pytorch_model.safetensors       WanModel keys; or -0000K-of-0000N shards + the .safetensors.index.json
   Wan2.1_VAE.pth                            WanVAE's state dict
   models_t5_umt5-xxl-enc-bf16.pth           Wan's own T5Encoder (umt5-xxl: a relative position embedding in every block)
   google/umt5-xxl/                          the tokenizer
@@ -64,7 +64,8 @@ def missing_parts(folder, parts=None) -> list[str]:
     missing += [" or ".join(files) for name, files in LAYOUT.items()
                 if (parts is None or name in parts) and not any((root / f).is_file() for f in files)]
     if (parts is None or "transformer" in parts) and (root / INDEX).is_file():
-        missing += [f"{s} (named in {INDEX})" for s in sorted(set(_weight_map(root).values())) if not (root / s).is_file()]
+        missing += [f"{s} (named in {INDEX})" for s in sorted(set(_weight_map(root).values()))
+                    if not (root / s).is_file()]
     return missing
 
 
@@ -72,7 +73,8 @@ def check_original(folder, what: str = "the Wan folder", parts=None) -> Path:
     """The folder, or LayoutError naming everything it lacks of the original layout."""
     root = Path(folder).expanduser()
     if not is_original_wan(root):
-        raise LayoutError(f"{what} {root}: no {CONFIG} of a WanModel; an original-layout Wan folder holds {DESCRIPTION}")
+        raise LayoutError(f"{what} {root}: no {CONFIG} of a WanModel; an original-layout Wan folder holds "
+                          f"{DESCRIPTION}")
     missing = missing_parts(root, parts)
     if missing:
         raise LayoutError(f"{what} {root} is not a complete original-layout Wan folder: missing {', '.join(missing)}. "
@@ -149,7 +151,7 @@ def _shape(state_or_shapes, key) -> tuple[int, ...]:
 # ---- renaming tables -------------------------------------------------------------------------------------------
 _RESIDUAL = {"norm1.gamma": "residual.0.gamma", "conv1.weight": "residual.2.weight", "conv1.bias": "residual.2.bias",
              "norm2.gamma": "residual.3.gamma", "conv2.weight": "residual.6.weight", "conv2.bias": "residual.6.bias",
-             "conv_shortcut.weight": "shortcut.weight", "conv_shortcut.bias": "shortcut.bias"}   # WanVAE's ResidualBlock
+             "conv_shortcut.weight": "shortcut.weight", "conv_shortcut.bias": "shortcut.bias"}   # WanVAE ResidualBlock
 _FIELDS = {"n": r"\d+", "m": r"\d+", "p": "weight|bias", "qkv": "q|k|v", "qk": "q|k", "qkvo": "q|k|v|o",
            "e": "encoder|decoder", "res": "|".join(map(re.escape, _RESIDUAL)),
            "rs": r"resample\.1\.(?:weight|bias)|time_conv\.(?:weight|bias)",
@@ -157,8 +159,9 @@ _FIELDS = {"n": r"\d+", "m": r"\d+", "p": "weight|bias", "qkv": "q|k|v", "qk": "
 
 
 class Renames:
-    """Whole-key templates, the first that matches wins: "blocks.{n}.attn1.to_{qkv}.{p}" -> "blocks.{n}.self_attn.{qkv}.{p}"
-    ({field}s as in _FIELDS; a target may instead be a function of the matched fields). Unmatched: None."""
+    """Whole-key templates, the first that matches wins:
+    "blocks.{n}.attn1.to_{qkv}.{p}" -> "blocks.{n}.self_attn.{qkv}.{p}" ({field}s as in _FIELDS; a target may
+    instead be a function of the matched fields). Unmatched: None."""
 
     def __init__(self, pairs):
         self.rules = [(re.compile(self._regex(src)), dst) for src, dst in pairs]
@@ -219,7 +222,8 @@ _T5_PAIRS = [
     ("token_embedding.weight", "shared.weight"),
     ("blocks.{n}.norm1.weight", "encoder.block.{n}.layer.0.layer_norm.weight"),
     ("blocks.{n}.attn.{qkvo}.weight", "encoder.block.{n}.layer.0.SelfAttention.{qkvo}.weight"),
-    ("blocks.{n}.pos_embedding.embedding.weight", "encoder.block.{n}.layer.0.SelfAttention.relative_attention_bias.weight"),
+    ("blocks.{n}.pos_embedding.embedding.weight",
+     "encoder.block.{n}.layer.0.SelfAttention.relative_attention_bias.weight"),
     ("blocks.{n}.norm2.weight", "encoder.block.{n}.layer.1.layer_norm.weight"),
     ("blocks.{n}.ffn.gate.0.weight", "encoder.block.{n}.layer.1.DenseReluDense.wi_0.weight"),   # fc1(x) * gelu(gate(x))
     ("blocks.{n}.ffn.fc1.weight", "encoder.block.{n}.layer.1.DenseReluDense.wi_1.weight"),
@@ -298,7 +302,8 @@ def check_state(names: dict[str, str], found: dict[str, tuple[tuple[int, ...], P
         if new not in expected:
             problems.append(f"{file}: unexpected key {orig}")
         elif tuple(shape) != tuple(expected[new]):
-            problems.append(f"{file}: key {orig} has shape {tuple(shape)} where the config makes {tuple(expected[new])}")
+            problems.append(f"{file}: key {orig} has shape {tuple(shape)} where the config makes "
+                            f"{tuple(expected[new])}")
     have = set(names.values())
     problems += [f"{where_missing}: missing key {back(new) or new}" for new in expected if new not in have]
     if problems:
@@ -336,7 +341,8 @@ def diffusers_config(original_config: dict, state_or_shapes) -> dict:
     if c.get("model_type", "t2v") != "t2v":
         raise WeightsError(f"a WanModel of model_type={c.get('model_type')!r}: only text-to-video (t2v) converts")
     try:
-        text_dim, patch = _shape(state_or_shapes, "text_embedding.0.weight")[1], _shape(state_or_shapes, "patch_embedding.weight")[2:]
+        text_dim = _shape(state_or_shapes, "text_embedding.0.weight")[1]
+        patch = _shape(state_or_shapes, "patch_embedding.weight")[2:]
         dim, heads = int(c["dim"]), int(c["num_heads"])
         return dict(patch_size=list(patch), num_attention_heads=heads, attention_head_dim=dim // heads,
                     in_channels=int(c["in_dim"]), out_channels=int(c["out_dim"]), text_dim=int(text_dim),
@@ -382,7 +388,8 @@ def load_original_transformer(folder, dtype: torch.dtype = torch.float32, device
     from safetensors import safe_open
     root = check_original(folder, "the Wan transformer", parts=("transformer",))
     found = transformer_files(root)
-    model = _empty(WanTransformer3DModel.from_config, diffusers_config(read_config(root / CONFIG), transformer_shapes(root)))
+    shapes = {k: s for k, (s, _) in found.items()}
+    model = _empty(WanTransformer3DModel.from_config, diffusers_config(read_config(root / CONFIG), shapes))
     names = transformer_to_diffusers(found)
     check_state(names, found, _expected(model), root / (INDEX if (root / INDEX).is_file() else WEIGHTS),
                 TRANSFORMER_TO_ORIGINAL)
@@ -421,6 +428,8 @@ def save_original_transformer(model_or_state, config: dict | None, folder, shard
                 "the state to save", TRANSFORMER_TO_ORIGINAL)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("diffusion_pytorch_model*.safetensors*"):      # another sharding written before
+        stale.unlink()
     (folder / CONFIG).write_text(json.dumps(ocfg, indent=2))
     files, keys = _shard_names(shards), list(state)
     total = sum(v.numel() * v.element_size() for v in state.values())
@@ -433,8 +442,8 @@ def save_original_transformer(model_or_state, config: dict | None, folder, shard
     for name, group in zip(files, groups):
         save_file({k: state[k].contiguous() for k in group}, str(folder / name), metadata={"format": "pt"})
     if shards > 1:
-        (folder / INDEX).write_text(json.dumps({"metadata": {"total_size": total},
-                                                "weight_map": {k: n for n, g in zip(files, groups) for k in g}}, indent=2))
+        weight_map = {k: name for name, group in zip(files, groups) for k in group}
+        (folder / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
     return state
 
 
@@ -508,7 +517,8 @@ def umt5_config(state_or_shapes) -> dict:
         buckets, heads = _shape(s, "blocks.0.pos_embedding.embedding.weight")
         d_kv, d_ff = _shape(s, "blocks.0.attn.q.weight")[0] // heads, _shape(s, "blocks.0.ffn.fc1.weight")[0]
     except KeyError as e:
-        raise WeightsError(f"no {e} among the T5 weights: not Wan's umt5 T5Encoder (a position embedding per block)") from None
+        raise WeightsError(f"no {e} among the T5 weights: not Wan's umt5 T5Encoder (a position embedding per "
+                           f"block)") from None
     layers = 1 + max(int(k.split(".")[1]) for k in s if k.startswith("blocks."))
     return dict(vocab_size=vocab, d_model=d_model, d_kv=d_kv, d_ff=d_ff, num_heads=heads, num_layers=layers,
                 num_decoder_layers=layers, relative_attention_num_buckets=buckets, relative_attention_max_distance=128,
@@ -538,6 +548,8 @@ def load_original_umt5(folder, dtype: torch.dtype = torch.float32, device="cpu")
 def save_original_t5(model_or_state, path, dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
     """models_t5_umt5-xxl-enc-bf16.pth from a UMT5EncoderModel (or its state dict), in bf16 as Wan ships it."""
     state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else dict(model_or_state)
+    if "shared.weight" not in state and UMT5_TIED in state:     # a folder that saved the tied name only
+        state["shared.weight"] = state.pop(UMT5_TIED)
     if UMT5_TIED in state and not torch.equal(state[UMT5_TIED], state["shared.weight"]):
         raise WeightsError(f"{UMT5_TIED} differs from shared.weight: Wan's T5 has a single token embedding")
     out = {o: state[k].to(dtype).contiguous() for k, o in umt5_to_t5(state).items()}
@@ -564,8 +576,8 @@ def write_original_folder(source, out, shards: int = 1) -> dict[str, torch.Tenso
     if not (source / "vae").is_dir() and not is_original_wan(source) and (source / "nexus.json").is_file():
         parts = Path(read_config(source / "nexus.json").get("wan_path") or source)
     out.mkdir(parents=True, exist_ok=True)
-    state = save_original_transformer(_folder_state(source / "transformer"), read_config(source / "transformer" / CONFIG),
-                                      out, shards)
+    state = save_original_transformer(_folder_state(source / "transformer"),
+                                      read_config(source / "transformer" / CONFIG), out, shards)
     if is_original_wan(parts):
         check_original(parts, "the Wan folder of the VAE, T5 and tokenizer", parts=("vae", "text_encoder", "tokenizer"))
         for name in (VAE_FILE, T5_FILE):

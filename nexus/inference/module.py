@@ -25,7 +25,7 @@ from nexus.models import codec
 from nexus.models.conditioning import WAN_TEXT_LEN, pad_tokens, small_context, wan_context
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.latent_space import check_latent_space
-from nexus.models.loading import DTYPES, read_config
+from nexus.models.loading import DTYPES, load_transformer, read_config
 from nexus.models.speed import check_speed, speed_up
 from nexus.models.understanding import INSTRUCTION
 from nexus.inference.placement import check_placement, resident
@@ -165,8 +165,8 @@ class BridgeModule(L.LightningModule):
             self.large, self.large_2 = load_large(hp.large_path, dt)
         if need_small:
             full = export / "transformer" if export is not None and (export / "transformer").is_dir() else None
-            self.small = WanTransformer3DModel.from_pretrained(full or Path(hp.small_path) / "transformer",
-                                                               torch_dtype=dt).eval()
+            self.small = (WanTransformer3DModel.from_pretrained(full, torch_dtype=dt) if full is not None
+                          else load_transformer(hp.small_path, dt)).eval()     # either Wan layout
             if export is not None and (export / "transformer_lora").is_dir():
                 self.small.load_lora_adapter(export / "transformer_lora", prefix="transformer", use_safetensors=True)
             if export is not None:

@@ -44,8 +44,8 @@ def check_folder(key: str, path: str | None, layout: dict[str, tuple[str, ...]],
     if wan_like and original.is_original_wan(root):
         missing = original.missing_parts(root, wanted)
         if missing:
-            raise LayoutError(f"{key}={path} is not a complete original-layout Wan folder: missing {', '.join(missing)}. "
-                              f"It must hold {original.DESCRIPTION}")
+            raise LayoutError(f"{key}={path} is not a complete original-layout Wan folder: missing "
+                              f"{', '.join(missing)}. It must hold {original.DESCRIPTION}")
         return root
     missing = [" or ".join(layout[name]) for name in wanted if not any((root / f).is_file() for f in layout[name])]
     if missing:
@@ -113,7 +113,7 @@ def load_vae(wan_path: str | Path, dtype: torch.dtype = torch.float32, device: s
 def load_umt5(wan_path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
     from transformers import AutoTokenizer, UMT5EncoderModel
     from nexus.convert import wan as original
-    if original.is_original_wan(wan_path):       # Wan's T5 .pth (memory-mapped, cast tensor by tensor) + google/umt5-xxl
+    if original.is_original_wan(wan_path):       # Wan's T5 .pth (memory-mapped) + google/umt5-xxl/
         tok = AutoTokenizer.from_pretrained(Path(wan_path) / original.TOKENIZER)
         return tok, original.load_original_umt5(wan_path, dtype, device)
     tok = AutoTokenizer.from_pretrained(Path(wan_path) / "tokenizer")
