@@ -57,7 +57,7 @@ def test_global_batch_size_sets_the_per_gpu_batch():
     (["nodes=0"], "nodes=0: nodes must be >= 1"),
     (["gpus_per_node=0"], "gpus_per_node=0: gpus_per_node must be >= 1"),
     (["job=train"], "job=train: choose one of fit, watch_eval"),
-    (["recipe=omni_wan14b"], "Could not find 'recipe/omni_wan14b'\n\nAvailable options in 'recipe':\n\tlab_generator\n\tlab_stage1\n"
+    (["recipe=omni_wan14b"], "Could not find 'recipe/omni_wan14b'\n\nAvailable options in 'recipe':\n\tlab_generator\n\tlab_stage1\n\tlumos_release_stage1\n"
                            "\tomni_wan13b\n\ttiny\n\twan13b_t2v"),
     (["model.nonsense=1"], "Could not override 'model.nonsense'"),
     (["trainer.devices=4"], "tools/submit.py sets trainer.devices from nodes=, gpus_per_node="),

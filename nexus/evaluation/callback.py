@@ -89,9 +89,11 @@ class PeriodicEval(L.Callback):
             if self._encoders is None:
                 vlm = hp.vlm_path if pl_module.connector is not None else None
                 self._encoders = FrozenEncoders.load(hp.wan_path, vlm, DTYPES[hp.encoder_dtype],
-                                                     hp.instruction, "cpu")
+                                                     hp.instruction, "cpu",
+                                                     prompt_recipe=hp.get("prompt_recipe", "chat_template"))
             enc = self._encoders
         bm.small, bm.connector, bm.encoders, bm.vae = pl_module.transformer, pl_module.connector, enc, enc.vae
+        bm.null = pl_module._null       # the run's own null conditions (the empty prompt's, or model.init_from's file)
         # the training run's own models stay where training keeps them; the encoders stay on the device for the
         # whole evaluation, not moved per prompt
         bm.pinned = (bm.small, bm.connector, bm.vae, enc.umt5, enc.vlm)

@@ -12,7 +12,9 @@ from torch.utils.data import DataLoader
 
 from nexus import console
 from nexus.export import as_export
-from nexus.inference.module import BridgeModule, check_export, check_lengths, check_settings
+from nexus.inference.module import (BridgeModule, check_export, check_lengths, check_release_settings,
+                                    check_settings)
+from nexus.models.understanding import check_prompt_recipe
 from nexus.inference.prompts import load_prompts
 from nexus.inference.provenance import check_folder, claim_folder, new_record, note_export
 from nexus.models.latent_space import check_latent_space
@@ -34,6 +36,9 @@ def sample(cfg: DictConfig) -> list[str]:
                    OmegaConf.to_container(cfg.bridge))
     check_placement(s.offload, s.encoders, s.small_device)
     check_speed(s.attention, "sampling")
+    check_release_settings(s.noise, s.video, s.vlm_dtype)
+    if s.prompt_recipe is not None:
+        check_prompt_recipe(s.prompt_recipe, "sampling.prompt_recipe")
     gpu_memory(cfg.plan.gpu)
     stage1 = cfg.small.export if cfg.bridge.strategy != "large_only" else None
     if stage1 and not (Path(stage1) / "connector").is_dir() and checkpoint_problem(stage1):
@@ -47,6 +52,10 @@ def sample(cfg: DictConfig) -> list[str]:
     if stage1 and (Path(stage1) / "nexus.json").is_file():   # a converted release names its frozen parts
         info = read_config(Path(stage1) / "nexus.json")
         p.small, p.vlm = p.small or info.get("wan_path"), p.vlm or info.get("vlm_path")
+    if not p.small and not stage1 and cfg.name == "lumos_nexus_release":
+        raise ValueError("small.export is not set: pass the converted release (tools/convert.py omnivideo --bundle "
+                         "<OmniVideo11B> --out exports/lumos-nexus; then small.export=exports/lumos-nexus or "
+                         "NEXUS_RELEASE_PATH)")
     check_weights("paths.small", p.small, WAN_LAYOUT, env="NEXUS_WAN_PATH")      # VAE + UMT5 always come from here
     if cfg.bridge.strategy != "small_only":
         check_weights("paths.large", p.large, LARGE_LAYOUT, env="NEXUS_WAN_LARGE_PATH")

@@ -22,6 +22,7 @@ import torch
 from nexus.data.video import write_mp4
 from nexus.export import load_connector
 from nexus.models import codec
+from nexus.models.connector import full_markers
 from nexus.models.conditioning import WAN_TEXT_LEN, pad_tokens, small_context, wan_context
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.latent_space import check_latent_space
@@ -273,7 +274,7 @@ class BridgeModule(L.LightningModule):
         else:
             hidden, mask = pad_tokens([v.to(dt) for v in feats["vlm"]])
             q = self.connector(hidden, mask, video=self.hparams.num_frames > 1)
-            small = small_context(q, umt5, self.connector.markers, self.hparams.context_len)
+            small = small_context(q, umt5, full_markers(self.connector), self.hparams.context_len)
         small, large = small.to(self.small_device), large.to(self.device)
         return small[:-1], small[-1:], large[:-1], large[-1:]
 

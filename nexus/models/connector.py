@@ -122,3 +122,15 @@ class OmniConnector(nn.Module):
         b, qv, _ = v.shape
         a = self._run(self.adapter, self.adapter_in(v).reshape(b * qv, 1, -1), self.adapter_queries)
         return a.reshape(b, qv * self.config.adapter_queries, -1)
+
+
+def full_markers(connector: "OmniConnector") -> torch.Tensor:
+    """The connector's markers for building a context outside its forward. Under ZeRO-3 a parameter is gathered only
+    inside its module's forward, so here it may still be a 0-element partition: gather it (no gradient: this is
+    for sampling; training reads them while the step holds them)."""
+    m = connector.markers
+    if m.numel() == 0 and hasattr(m, "ds_id"):
+        import deepspeed
+        with deepspeed.zero.GatheredParameters([m]):
+            return m.detach().clone()
+    return m

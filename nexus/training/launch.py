@@ -60,6 +60,10 @@ def fit(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     cfg = validate(cfg, Fit)
     m, d, run_dir = cfg.model, cfg.data, Path(cfg.run.dir)
     check_clip_shape(d.num_frames, d.height, d.width)        # the cheap checks first: nothing built yet
+    if cfg.name == "lumos_release_stage1" and not m.get("init_from"):
+        raise ValueError("model.init_from is not set: pass the converted release (tools/convert.py omnivideo --bundle "
+                         "<OmniVideo11B> --out exports/lumos-nexus; then model.init_from=exports/lumos-nexus or "
+                         "NEXUS_RELEASE_PATH)")
     for k, v in init_from_sizes(m.get("init_from")).items():    # the export's weights fix the connector's sizes
         m.connector[k] = v
     check_training_settings(**OmegaConf.to_container(m, resolve=True))
