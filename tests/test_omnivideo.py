@@ -15,7 +15,8 @@ from torch import nn
 
 from helpers import ROOT
 from nexus.convert.omnivideo import (FILES, BundleError, _connector_to_release, check_bundle, convert_bundle,
-                                     read_pickle, write_bundle)
+                                     read_pickle)
+from nexus.convert.omnivideo_write import write_bundle
 from nexus.convert.tiny_bundle import tiny_connector_config, write_tiny_bundle
 from nexus.models.conditioning import small_context
 from nexus.models.connector import PRESETS, ConnectorConfig, OmniConnector

@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     if a.format == "nexus":
         out = export_checkpoint(a.checkpoint, a.out, a.dtype, a.overwrite)
     else:
-        from nexus.convert.omnivideo import write_bundle
+        from nexus.convert.omnivideo_write import write_bundle
         src, out = Path(a.checkpoint), Path(a.out)
         if out.exists() and not a.overwrite:
             raise FileExistsError(f"{out} exists: pass --overwrite or choose another folder")
