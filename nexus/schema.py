@@ -3,15 +3,32 @@ values and their comments; these dataclasses hold the types, so `trainer.max_ste
 is refused by name before anything runs (nexus.cli). A key added to a YAML file must be added here too (the
 tests compose every tool's config against its schema).
 
+Ranges live here too, beside the types (`bounded`): counts are positive, float values finite, fractions in [0, 1],
+steps within the schedule; `validate` refuses a value outside them by its full key, before any heavy import.
+
 Fields typed Any take several forms on purpose (trainer.devices: 8 | "auto" | [0, 1]); Dict-typed sections and
 those listed in OPEN also take keys that are not in the YAML (`+trainer.detect_anomaly=true`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+def bounded(lo: float | None = None, hi: float | None = None, *, above: float | None = None,
+            below: float | None = None, also: tuple = ()):
+    """A field with a range: lo <= v <= hi, above < v < below; `also`: values allowed outside it (-1 = no limit)."""
+    return field(default=MISSING, metadata={"range": (lo, hi, above, below, also)})
+
+
+def count(lo: int = 1, also: tuple = ()):
+    return bounded(lo, also=also)
+
+
+FRACTION = dict(lo=0.0, hi=1.0)
 
 
 @dataclass
@@ -35,16 +52,16 @@ class Data:
     _target_: str = MISSING
     shards: Any = MISSING
     kind: str = MISSING
-    num_frames: int = MISSING
-    height: int = MISSING
-    width: int = MISSING
-    batch_size: int = MISSING
-    num_workers: int = MISSING
+    num_frames: int = count()
+    height: int = count()
+    width: int = count()
+    batch_size: int = count()
+    num_workers: int = count(0)
     seed: int = MISSING
-    target_fps: Optional[float] = MISSING
+    target_fps: Optional[float] = bounded(above=0)
     start: str = MISSING
     buckets: Any = MISSING
-    max_bad_fraction: float = MISSING
+    max_bad_fraction: float = bounded(**FRACTION)
     decoder: str = MISSING
     decode_threads: Any = MISSING       # a number >= 0 or "auto"
     worker_type: str = MISSING
@@ -53,17 +70,17 @@ class Data:
 
 @dataclass
 class Connector:
-    vlm_dim: int = MISSING
-    vision_dim: int = MISSING
-    vision_layers: int = MISSING
-    vision_heads: int = MISSING
-    vision_ffn: int = MISSING
-    vision_queries: int = MISSING
-    out_dim: int = MISSING
-    adapter_layers: int = MISSING
-    adapter_heads: int = MISSING
-    adapter_ffn: int = MISSING
-    adapter_queries: int = MISSING
+    vlm_dim: int = count()
+    vision_dim: int = count()
+    vision_layers: int = count()
+    vision_heads: int = count()
+    vision_ffn: int = count()
+    vision_queries: int = count()
+    out_dim: int = count()
+    adapter_layers: int = count()
+    adapter_heads: int = count()
+    adapter_ffn: int = count()
+    adapter_queries: int = count()
     mlp_activation: str = MISSING
     ffn_activation: str = MISSING
     markers: str = MISSING
@@ -84,20 +101,20 @@ class Model:
     gradient_checkpointing: bool = MISSING
     attention: Optional[str] = MISSING
     compile: bool = MISSING
-    load_at_once: int = MISSING
-    context_len: int = MISSING
+    load_at_once: int = count(0)
+    context_len: int = count()
     null_features: Optional[str] = MISSING
     encoder_dtype: str = MISSING
-    cfg_dropout: float = MISSING
-    umt5_dropout: float = MISSING
-    text_len: int = MISSING
-    shift: float = MISSING
+    cfg_dropout: float = bounded(0, below=1)
+    umt5_dropout: float = bounded(0, below=1)
+    text_len: int = count()
+    shift: float = bounded(above=0)
     timestep_sampling: str = MISSING
     loss_weighting: str = MISSING
-    lr: float = MISSING
-    connector_lr: Optional[float] = MISSING
-    weight_decay: float = MISSING
-    warmup_steps: int = MISSING
+    lr: float = bounded(above=0)
+    connector_lr: Optional[float] = bounded(above=0)
+    weight_decay: float = bounded(0)
+    warmup_steps: int = count(0)
     seed: int = MISSING
 
 
@@ -106,30 +123,30 @@ class Trainer:
     _target_: str = MISSING
     accelerator: str = MISSING
     devices: Any = MISSING
-    num_nodes: int = MISSING
+    num_nodes: int = count()
     precision: Any = MISSING
-    max_steps: int = MISSING
-    gradient_clip_val: Optional[float] = MISSING
-    accumulate_grad_batches: int = MISSING
-    log_every_n_steps: int = MISSING
+    max_steps: int = count(also=(-1,))
+    gradient_clip_val: Optional[float] = bounded(0)
+    accumulate_grad_batches: int = count()
+    log_every_n_steps: int = count()
     enable_progress_bar: bool = MISSING
     enable_model_summary: bool = MISSING
     use_distributed_sampler: bool = MISSING
     limit_val_batches: Any = MISSING
-    num_sanity_val_steps: int = MISSING
+    num_sanity_val_steps: int = count(0, also=(-1,))
 
 
 @dataclass
 class Checkpoint:
-    every_n_steps: int = MISSING
-    keep_last: int = MISSING
+    every_n_steps: int = count()
+    keep_last: int = count()
 
 
 @dataclass
 class Metrics:
     networks: Dict[str, Optional[str]] = MISSING
     dimensions: Optional[List[str]] = MISSING
-    fps: int = MISSING
+    fps: int = count()
     dtype: str = MISSING
 
 
@@ -141,13 +158,13 @@ class ToolMetrics(Metrics):
 @dataclass
 class Eval:
     enabled: bool = MISSING
-    every_n_steps: int = MISSING
+    every_n_steps: int = count(0)
     at_end: bool = MISSING
     prompts: Optional[List[str]] = MISSING
     prompt_file: Optional[str] = MISSING
     strategy: str = MISSING
     large: Optional[str] = MISSING
-    log_videos: int = MISSING
+    log_videos: int = count(0)
     sampling: Dict[str, Any] = MISSING
     bridge: Dict[str, Any] = MISSING
     metrics: Metrics = field(default_factory=Metrics)
@@ -166,12 +183,12 @@ class Logger:
 @dataclass
 class Bench:
     kind: str = MISSING
-    steps: int = MISSING
-    warmup: int = MISSING
+    steps: int = count()
+    warmup: int = count(0)
     preset: Optional[str] = MISSING
-    layers: Optional[int] = MISSING
-    vlm_tokens: int = MISSING
-    text_tokens: int = MISSING
+    layers: Optional[int] = count()
+    vlm_tokens: int = count()
+    text_tokens: int = count()
     out: Optional[str] = MISSING
 
 
@@ -181,14 +198,14 @@ class FitPlan:
     generator: str = MISSING
     large: str = MISSING
     vlm: str = MISSING
-    vlm_tokens: int = MISSING
+    vlm_tokens: int = count()
 
 
 @dataclass
 class Fit:
     name: str = MISSING
     seed: int = MISSING
-    throughput_window: int = MISSING
+    throughput_window: int = count()
     tf32: bool = MISSING
     run: Run = field(default_factory=Run)
     paths: FitPaths = field(default_factory=FitPaths)
@@ -231,35 +248,35 @@ class Large:
 @dataclass
 class Bridge:
     strategy: str = MISSING
-    gamma_w: float = MISSING
-    gamma_hf: float = MISSING
-    sigma_min: float = MISSING
-    sigma_max: float = MISSING
+    gamma_w: float = bounded(above=0)
+    gamma_hf: float = bounded(**FRACTION)
+    sigma_min: float = bounded(**FRACTION)
+    sigma_max: float = bounded(**FRACTION)
     clock: str = MISSING
     rms: str = MISSING
     kernel: str = MISSING
     cfg_form: str = MISSING
-    switch_step: Optional[int] = MISSING
+    switch_step: Optional[int] = count(0)
     batched_cfg: bool = MISSING
 
 
 @dataclass
 class Sampling:
-    num_frames: int = MISSING
-    height: int = MISSING
-    width: int = MISSING
-    num_steps: int = MISSING
+    num_frames: int = count()
+    height: int = count()
+    width: int = count()
+    num_steps: int = count()
     scheduler: str = MISSING
-    shift: float = MISSING
+    shift: float = bounded(above=0)
     seed: int = MISSING
-    fps: int = MISSING
-    guidance_small: float = MISSING
-    guidance_large: float = MISSING
-    guidance_large_2: Optional[float] = MISSING
+    fps: int = count()
+    guidance_small: float = bounded(0)
+    guidance_large: float = bounded(0)
+    guidance_large_2: Optional[float] = bounded(0)
     dtype: str = MISSING
-    context_len: int = MISSING
-    text_len: int = MISSING
-    batch_size: int = MISSING
+    context_len: int = count()
+    text_len: int = count()
+    batch_size: int = count()
     progress: bool = MISSING
     offload: str = MISSING
     encoders: str = MISSING
@@ -270,8 +287,9 @@ class Sampling:
     prompt_recipe: Optional[str] = MISSING
     vlm_dtype: Optional[str] = MISSING
     noise: str = MISSING
-    rank_seed_stride: int = MISSING
+    rank_seed_stride: int = count(0)
     video: str = MISSING
+    truncate_prompts: bool = MISSING
 
 
 @dataclass
@@ -280,7 +298,7 @@ class SamplePlan:
     small: str = MISSING
     large: str = MISSING
     vlm: str = MISSING
-    vlm_tokens: int = MISSING
+    vlm_tokens: int = count()
     connector: bool = MISSING
 
 
@@ -313,9 +331,9 @@ class Sample:
 class WatchEval(Sample):
     run_dir: str = MISSING
     prompts: Optional[List[str]] = MISSING
-    poll_s: float = MISSING
+    poll_s: float = bounded(above=0)
     once: bool = MISSING
-    stop_after_idle_s: float = MISSING
+    stop_after_idle_s: float = bounded(0)
     logger: str = MISSING
     logger_project: str = MISSING
     metrics: ToolMetrics = field(default_factory=ToolMetrics)
@@ -352,4 +370,105 @@ def validate(cfg: DictConfig, schema: type) -> DictConfig:
         node = OmegaConf.select(merged, key)
         if isinstance(node, DictConfig):
             OmegaConf.set_struct(node, False)
+    check_ranges(merged, schema)
+    check_trainer(merged)
+    check_schedule(merged)
     return merged
+
+
+# Lightning's own accepted values (tests/test_schema.py compares them with Lightning's), named here so that a
+# wrong one is refused by its key before Lightning is imported
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps", "tpu")
+PRECISIONS = ("16-true", "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true", "transformer-engine",
+              "transformer-engine-float16", "64", "32", "16", "bf16", 64, 32, 16)
+
+
+def _value(cfg: DictConfig, key: str):
+    """The value at `key` (None when missing, unset or not resolvable outside a run: a `${hydra:...}`)."""
+    try:
+        return OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+    except Exception:          # noqa: BLE001  an interpolation only a Hydra run resolves is checked by the run
+        return None
+
+
+def _range_text(lo, hi, above, below, also) -> str:
+    parts = [f">= {lo}" if lo is not None else None, f"> {above}" if above is not None else None,
+             f"<= {hi}" if hi is not None else None, f"< {below}" if below is not None else None]
+    text = " and ".join(p for p in parts if p)
+    return text + (f" (or {', '.join(map(str, also))})" if also else "")
+
+
+def check_ranges(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """Every bounded field within its range and every float finite, by full key (nexus.errors.UserError)."""
+    from typing import get_type_hints
+    from nexus.errors import UserError
+    hints = get_type_hints(schema)
+    for f in fields(schema):
+        key, kind = f"{prefix}{f.name}", hints[f.name]
+        if is_dataclass(kind):
+            check_ranges(cfg, kind, f"{key}.")
+            continue
+        v = _value(cfg, key)
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UserError(f"{key}={v}: must be a finite number")
+        if "range" not in f.metadata:
+            continue
+        lo, hi, above, below, also = f.metadata["range"]
+        if v in also:
+            continue
+        if ((lo is not None and v < lo) or (hi is not None and v > hi) or (above is not None and not v > above)
+                or (below is not None and not v < below)):
+            raise UserError(f"{key}={v}: must be {_range_text(lo, hi, above, below, also)}")
+
+
+def _device_count(devices) -> int | None:
+    """How many devices a `trainer.devices` value asks for (None: "auto"/-1, all of them); ValueError if none."""
+    if devices in ("auto", -1, "-1"):
+        return None
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return devices
+    if isinstance(devices, str):
+        items = [d.strip() for d in devices.split(",") if d.strip()]
+        if not items or not all(d.lstrip("-").isdigit() for d in items):
+            raise ValueError(devices)
+        return int(items[0]) if len(items) == 1 and not devices.rstrip().endswith(",") else len(items)
+    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices):
+            raise ValueError(devices)
+        return len(devices)
+    raise ValueError(devices)
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """trainer.{accelerator, precision, devices} in the forms Lightning takes: said by key, not in Lightning's words."""
+    from nexus.errors import UserError
+    if "trainer" not in cfg:
+        return
+    acc, precision, devices = (_value(cfg, f"trainer.{k}") for k in ("accelerator", "precision", "devices"))
+    if acc is not None and acc not in ACCELERATORS:
+        raise UserError(f"trainer.accelerator={acc}: choose one of {', '.join(ACCELERATORS)}")
+    if precision is not None and precision not in PRECISIONS:
+        raise UserError(f"trainer.precision={precision}: choose one of {', '.join(map(str, PRECISIONS[:8]))} "
+                        "(or 16, 32, 64, bf16)")
+    if devices is not None:
+        try:
+            n = _device_count(devices)
+        except ValueError:
+            n = 0
+        if n is not None and n < 1:
+            raise UserError(f"trainer.devices={devices}: give a number of devices >= 1, a list of device ids such "
+                            "as [0,1], or auto")
+
+
+def check_schedule(cfg: DictConfig) -> None:
+    """Steps within the schedule: bridge.switch_step <= sampling.num_steps; the sigma range ordered."""
+    from nexus.errors import UserError
+    steps, switch = _value(cfg, "sampling.num_steps"), _value(cfg, "bridge.switch_step")
+    if isinstance(steps, int) and isinstance(switch, int) and switch > steps:
+        raise UserError(f"bridge.switch_step={switch}: the schedule has sampling.num_steps={steps} steps; "
+                        f"choose a step in 0..{steps}")
+    lo, hi = _value(cfg, "bridge.sigma_min"), _value(cfg, "bridge.sigma_max")
+    if isinstance(lo, float) and isinstance(hi, float) and not lo < hi:
+        raise UserError(f"bridge.sigma_min={lo} must be below bridge.sigma_max={hi}")

@@ -52,8 +52,8 @@ HYDRA_ERRORS = [
     (("tools/evaluate.py",), ("videos is required", "videos=runs/tiny/samples/upfb")),
     (("tools/watch_eval.py",), ("run_dir is required",)),
     (("tools/sample.py", "--bogus"), ("unknown option --bogus",)),
-    (("tools/fit.py", "recipe=tiny", "model.warmup_steps=-1"), ("model.warmup_steps=-1 must be >= 0",)),
-    (("tools/fit.py", "recipe=tiny", "data.max_bad_fraction=-1"), ("data.max_bad_fraction=-1.0: a share of the reads",)),
+    (("tools/fit.py", "recipe=tiny", "model.warmup_steps=-1"), ("model.warmup_steps=-1: must be >= 0",)),
+    (("tools/fit.py", "recipe=tiny", "data.max_bad_fraction=-1"), ("data.max_bad_fraction=-1.0: must be >= 0.0 and <= 1.0",)),
     (("tools/fit.py", "recipe=tiny", f"run.resume={__file__}"), ("not a checkpoint",)),
     (("tools/sample.py", "prompt=x", f"small.export={__file__}"), ("not a checkpoint", "not an export folder")),
 ]
@@ -192,3 +192,4 @@ def test_vrbench_with_no_usable_case_is_refused(tmp_path, tiny_models):
     r = run("tools/vrbench.py", "evaluate", "--videos", str(tmp_path / "videos"), "--judge", tiny_models["vlm"],
             "--out", str(tmp_path / "out"), "--only", "DRF_001,DRF_002")
     assert r.returncode == 2 and "error: no case could be judged (2 skipped; the first: DRF_001: no video" in r.stderr
+    assert "no scores.json was written" in r.stderr and not (tmp_path / "out" / "scores.json").exists()

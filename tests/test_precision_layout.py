@@ -1,7 +1,7 @@
 """What DeepSpeed's bf16 training does to Wan's fp32 modules, measured: DeepSpeed 0.19 casts every parameter
 to bf16 (its data_types.keep_in_fp32_modules keeps buffers only), so the time embedder, scale_shift_table and
 the norms train in bf16, while from_pretrained(torch_dtype=bf16) keeps them fp32 for inference. On the real
-1.3B width (random weights) the two layouts sit equally close to fp32 (README "Precision layout")."""
+1.3B width (random weights) the two layouts sit equally close to fp32 (docs/training.md, "Precision layout")."""
 import torch
 from diffusers import WanTransformer3DModel
 

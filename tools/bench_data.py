@@ -20,12 +20,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.data.datamodule import WORKER_TYPES, ShardDataModule  # noqa: E402
-from nexus.data.decode import DECODERS, check_decoder, load_clip, threads_per_decode, usable_cores  # noqa: E402
-from nexus.data.footage import footage_samples  # noqa: E402
-from nexus.data.shards import ShardIndex, expand_shards, write_shards  # noqa: E402
-from nexus.data.synthetic import synthetic_samples  # noqa: E402
+from nexus import checks  # noqa: E402
 from nexus.shapes import check_clip_shape  # noqa: E402
+
+
+def load_libraries() -> None:
+    """The data stack (torch, the decoders, Lightning), imported once the flags are checked."""
+    global WORKER_TYPES, ShardDataModule, DECODERS, check_decoder, load_clip, threads_per_decode, usable_cores
+    global footage_samples, ShardIndex, expand_shards, write_shards, synthetic_samples
+    from nexus.data.datamodule import WORKER_TYPES, ShardDataModule
+    from nexus.data.decode import DECODERS, check_decoder, load_clip, threads_per_decode, usable_cores
+    from nexus.data.footage import footage_samples
+    from nexus.data.shards import ShardIndex, expand_shards, write_shards
+    from nexus.data.synthetic import synthetic_samples
 
 
 # the bare loops: the first `frames` frames of a clip as RGB, nothing else (each library's plain use)
@@ -153,41 +160,42 @@ def stage_seconds(mp4s, metas, frames, height, width, decoder, threads, n) -> di
     return out
 
 
-def auto_or_int(s: str) -> int | str:
-    return s if s == "auto" else int(s)
-
-
 def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shards", default=None, help="default: 8 synthetic clips written to a temporary folder")
     p.add_argument("--clips", choices=("footage", "shapes"), default="footage",
                    help="synthetic clips: footage (texture, camera motion, grain: ~3 MB per 480p clip, decodes like "
                         "real video) or shapes (flat colours, 0.03 MB)")
-    p.add_argument("--frames", type=int, default=81)
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=832)
-    p.add_argument("--workers", type=int, nargs="+", default=None, help="default: 1, 2 and the core count")
-    p.add_argument("--decoders", nargs="+", choices=DECODERS, default=list(DECODERS),
-                   help="the DataModule's data.decoder values to measure")
-    p.add_argument("--worker-types", nargs="+", choices=WORKER_TYPES, default=list(WORKER_TYPES),
-                   help="the DataModule's data.worker_type values to measure")
-    p.add_argument("--decode-threads", default="auto", type=auto_or_int,
+    p.add_argument("--frames", type=checks.positive_int, default=81)
+    p.add_argument("--height", type=checks.positive_int, default=480)
+    p.add_argument("--width", type=checks.positive_int, default=832)
+    p.add_argument("--workers", type=checks.positive_int, nargs="+", default=None,
+                   help="default: 1, 2 and the core count")
+    p.add_argument("--decoders", nargs="+", choices=checks.choices_of("nexus.data.decode", "DECODERS"),
+                   default=None, metavar="DECODER", help="the DataModule's data.decoder values to measure (%(choices)s; "
+                                                         "default: all)")
+    p.add_argument("--worker-types", nargs="+", choices=checks.choices_of("nexus.data.datamodule", "WORKER_TYPES"),
+                   default=None, metavar="TYPE", help="the DataModule's data.worker_type values to measure "
+                                                      "(%(choices)s; default: all)")
+    p.add_argument("--decode-threads", default="auto", type=checks.auto_or_positive_int,
                    help="FFmpeg threads per decode, as data.decode_threads (auto: cores / workers; 1 shows scaling)")
-    p.add_argument("--batches", type=int, default=16, help="clips per measurement")
-    p.add_argument("--repeats", type=int, default=3, help="measurements per row (median and range)")
-    p.add_argument("--consumer", type=float, default=0, metavar="CLIPS_PER_S",
+    p.add_argument("--batches", type=checks.positive_int, default=16, help="clips per measurement")
+    p.add_argument("--repeats", type=checks.positive_int, default=3, help="measurements per row (median and range)")
+    p.add_argument("--consumer", type=checks.nonnegative_float, default=0, metavar="CLIPS_PER_S",
                    help="also time a GIL-bound main-thread loop taking this many clips/s from 1 thread / process "
                         "worker (FFmpeg threads 1), against the loop alone; 0: skip")
-    p.add_argument("--consumer-seconds", type=float, default=8)
+    p.add_argument("--consumer-seconds", type=checks.positive_float, default=8)
     p.add_argument("--out", default="bench/data.json")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
-    if a.batches < 1 or a.repeats < 1 or any(w < 1 for w in a.workers or [1]):
-        raise ValueError(f"--batches {a.batches}, --repeats {a.repeats}, --workers {a.workers}: each must be >= 1")
+    out = checks.output_file("--out", a.out)
+    load_libraries()
+    a.decoders = a.decoders or list(DECODERS)
+    a.worker_types = a.worker_types or list(WORKER_TYPES)
     for d in a.decoders:
         check_decoder(d)
     threads = lambda w: threads_per_decode(a.decode_threads, w)  # noqa: E731  (data.decode_threads for w workers)
@@ -245,7 +253,6 @@ def main(argv=None) -> None:
               "repeats": a.repeats,
               "rows": rows, "not_run": skipped, "stage_s_per_clip": stages,
               "consumer": {"clips_per_s": a.consumer, "python_iterations_per_s": consumer} if consumer else None}
-    out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 

@@ -12,19 +12,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
+from nexus import checks  # noqa: E402
 from nexus.benchmarks import clip_parser, peak_gib, reset_peak, timed  # noqa: E402
-from nexus.models import codec, loading, text, understanding  # noqa: E402
-from nexus.models.tiny import ensure_tiny_models  # noqa: E402
 from nexus.shapes import check_clip_shape  # noqa: E402
 
 PROMPT = "A red ball bounces across a wooden floor while a cat watches from a sunny windowsill."
 
 
-def random_encoders(dev: torch.device, dtype: torch.dtype, tokenizers: dict):
+def random_encoders(dev, dtype, tokenizers: dict):
     """Wan2.1's VAE, UMT5-XXL and Qwen2.5-VL-7B built from their configs on the device, random weights (the
     tiny models' tokenizers give ids, all within the real vocabularies)."""
+    import torch
     from diffusers import AutoencoderKLWan
     from transformers import AutoModelForImageTextToText, UMT5Config, UMT5EncoderModel
     from nexus.plan.sizes import UMT5_XXL, vlm_config
@@ -40,19 +38,25 @@ def random_encoders(dev: torch.device, dtype: torch.dtype, tokenizers: dict):
     return vae, (tokenizers["umt5"], umt5), (tokenizers["vlm"], vlm)
 
 
-@torch.no_grad()
 def measured(fn, dev, repeats: int) -> tuple[float, float | None]:
-    """(median seconds, peak GiB on CUDA) of fn()."""
+    """(median seconds, peak GiB on CUDA) of fn(), without autograd."""
+    import torch
     reset_peak(dev)
-    return timed(fn, dev, repeats), peak_gib(dev)
+    with torch.no_grad():
+        return timed(fn, dev, repeats), peak_gib(dev)
 
 
 def main(argv=None) -> None:
     p = clip_parser(__doc__, "real encoder architectures, random weights (GPU)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=checks.positive_int, default=3)
     p.add_argument("--out", default="bench/encode.json")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
+    out = checks.output_file("--out", a.out)
+    import torch
+
+    from nexus.models import codec, loading, text, understanding
+    from nexus.models.tiny import ensure_tiny_models
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
     tiny = ensure_tiny_models(a.tiny_models)
@@ -73,7 +77,6 @@ def main(argv=None) -> None:
            "shape": [a.frames, a.height, a.width], "repeats": a.repeats,
            "s": {k: v[0] for k, v in rows.items()}, "peak_gib": {k: v[1] for k, v in rows.items()},
            "s_per_sample": sum(v[0] for v in rows.values())}
-    out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=2))
     print("\n| device | shape | VAE encode s | UMT5 s | VLM s | per sample s |\n|" + "---|" * 6)

@@ -11,19 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from diffusers import WanTransformer3DModel  # noqa: E402
-
+from nexus import checks  # noqa: E402
 from nexus.benchmarks import clip_parser, peak_gib, reset_peak, timed  # noqa: E402
-from nexus.inference.module import make_scheduler  # noqa: E402
-from nexus.models.conditioning import WAN_TEXT_LEN  # noqa: E402
-from nexus.models.loading import cast_like_pretrained  # noqa: E402
-from nexus.models.presets import WAN_T2V_1_3B, WAN_T2V_14B  # noqa: E402
-from nexus.models.speed import check_speed, speed_up  # noqa: E402
-from nexus.models.tiny import ensure_tiny_models  # noqa: E402
 from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
-from nexus.upfb.fusion import fuse  # noqa: E402
-from nexus.upfb.sampler import BridgeConfig, Side, sample  # noqa: E402
 
 REAL_LATENT = (16, 21, 60, 104)     # 81 x 480 x 832
 
@@ -31,6 +21,7 @@ REAL_LATENT = (16, 21, 60, 104)     # 81 x 480 x 832
 def planned_gib(small, large, a, dtype) -> float:
     """The memory plan for this run (both generators resident, one guided forward at a time): weights as built
     plus the traced forward activations (nexus.plan.activations), in GiB."""
+    from nexus.models.conditioning import WAN_TEXT_LEN
     from nexus.plan import activations as act
     weights = sum(p.numel() * p.element_size() for m in (small, large) for p in m.parameters())
     shape = lambda n: act.StepShape(1, a.frames, a.height, a.width, n)      # noqa: E731
@@ -41,9 +32,9 @@ def planned_gib(small, large, a, dtype) -> float:
 
 def main(argv=None) -> None:
     p = clip_parser(__doc__, "real Wan2.1 1.3B/14B architectures, random weights")
-    p.add_argument("--steps", type=int, default=6, help="sampling steps per timed run")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--context-len", type=int, default=2560,
+    p.add_argument("--steps", type=checks.positive_int, default=6, help="sampling steps per timed run")
+    p.add_argument("--repeats", type=checks.positive_int, default=3)
+    p.add_argument("--context-len", type=checks.positive_int, default=2560,
                    help="the small generator's context length (sampling.context_len; default 2560)")
     p.add_argument("--attention", default=None, help="diffusers attention backend (README 'Speed'); default SDPA")
     p.add_argument("--compile", action="store_true", help="regional torch.compile of both generators")
@@ -52,6 +43,20 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="bench/sample.json")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
+    out = checks.output_file("--out", a.out)
+    if a.small_device:
+        checks.device("--small-device", a.small_device)
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    from nexus.inference.module import make_scheduler
+    from nexus.models.conditioning import WAN_TEXT_LEN
+    from nexus.models.loading import cast_like_pretrained
+    from nexus.models.presets import WAN_T2V_1_3B, WAN_T2V_14B
+    from nexus.models.speed import check_speed, speed_up
+    from nexus.models.tiny import ensure_tiny_models
+    from nexus.upfb.fusion import fuse
+    from nexus.upfb.sampler import BridgeConfig, Side, sample
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
     if a.preset:     # the dtypes from_pretrained(torch_dtype=bf16) gives, as the sampler loads them
@@ -98,7 +103,6 @@ def main(argv=None) -> None:
            "peak_allocated_gib": peak, "planned_allocated_gib": planned,
            "fusion_s": fusion, "fusion_share_of_upfb_step": fusion / per_step["upfb"],
            "fusion_s_at_real_latent": fusion_real, "real_latent": list(REAL_LATENT)}
-    out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=2))
     print("\n| device | shape | large_only s/step | upfb s/step | small_only s/step | upfb / large_only | fusion share "

@@ -22,37 +22,38 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-
+from nexus import checks  # noqa: E402
 from nexus.cli import ROOT, Tool, hydra_tool  # noqa: E402
-from nexus.models.presets import PRESETS  # noqa: E402
-from nexus.training.flops import available_flops  # noqa: E402
 from nexus.schema import Fit  # noqa: E402
-from nexus.models.tiny import ensure_tiny_models  # noqa: E402
 from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
 
 
-class StepTimer(L.Callback):
-    def __init__(self):
-        self.times, self.t0 = [], None
+def step_timer():
+    """A Lightning callback timing each training step (the device synchronised around it)."""
+    import lightning as L
+    import torch
 
-    def _sync(self, module):
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
+    class StepTimer(L.Callback):
+        def __init__(self):
+            self.times, self.t0 = [], None
 
-    def on_train_batch_start(self, trainer, module, *_):
-        self._sync(module)
-        self.t0 = time.perf_counter()
+        def _sync(self, module):
+            if module.device.type == "cuda":
+                torch.cuda.synchronize(module.device)
 
-    def on_train_batch_end(self, trainer, module, *_):
-        self._sync(module)
-        self.times.append(time.perf_counter() - self.t0)
+        def on_train_batch_start(self, trainer, module, *_):
+            self._sync(module)
+            self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, *_):
+            self._sync(module)
+            self.times.append(time.perf_counter() - self.t0)
+
+    return StepTimer()
 
 
 def batches(n: int, b: int, shape: tuple, text: int, text_dim: int, vlm: int, vlm_dim: int) -> list[dict]:
+    import torch
     g = torch.Generator().manual_seed(0)
     one = {"latents": torch.randn(b, *shape, generator=g), "umt5": [torch.randn(text, text_dim, generator=g)] * b,
            "vlm": [torch.randn(vlm, vlm_dim, generator=g)] * b, "caption": [""] * b, "key": [str(i) for i in range(b)]}
@@ -60,6 +61,7 @@ def batches(n: int, b: int, shape: tuple, text: int, text_dim: int, vlm: int, vl
 
 
 def raw_batches(n: int, b: int, frames: int, height: int, width: int) -> list[dict]:
+    import torch
     g = torch.Generator().manual_seed(0)
     one = {"video": torch.rand(b, 3, frames, height, width, generator=g) * 2 - 1,
            "caption": ["A red ball bounces across a wooden floor."] * b, "key": [str(i) for i in range(b)]}
@@ -69,6 +71,7 @@ def raw_batches(n: int, b: int, frames: int, height: int, width: int) -> list[di
 def raw_encoders(cfg, tmp: Path, preset_wan: str | None) -> tuple[str, str | None]:
     """(Wan folder, VLM folder) for raw batches: the encoders' weights must exist (paths.wan / paths.vlm, or the
     tiny models). With bench.preset the random generator is joined with that folder's VAE, UMT5 and tokenizer."""
+    from nexus.models.tiny import ensure_tiny_models
     tiny = ensure_tiny_models(cfg.paths.tiny_models) if cfg.paths.get("tiny_models") else None
     enc = cfg.paths.wan or (tiny or {}).get("wan")
     vlm = cfg.paths.vlm or (tiny or {}).get("vlm")
@@ -96,9 +99,17 @@ def planned_step(cfg, wan: str, vlm: str | None) -> int:
 def main(cfg) -> None:
     bc = cfg.bench
     steps, warmup, preset, vlm_tokens, text_tokens = bc.steps, bc.warmup, bc.preset, bc.vlm_tokens, bc.text_tokens
-    out = Path(bc.out or f"bench/train_{cfg.name}.json")
+    out = checks.output_file("bench.out", bc.out or f"bench/train_{cfg.name}.json")
+    checks.tiny_models_folder(cfg)
     d, m = cfg.data, cfg.model
     check_clip_shape(d.num_frames, d.height, d.width)
+    import torch
+    from hydra.utils import instantiate
+    from safetensors.torch import save_file
+
+    from nexus.models.presets import PRESETS
+    from nexus.models.tiny import ensure_tiny_models
+    from nexus.training.flops import available_flops
     tmp = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
     if bc.layers is not None and (not preset or bc.layers < 1):
         raise ValueError(f"bench.layers={bc.layers}: a depth override needs bench.preset and at least 1 layer")
@@ -128,7 +139,7 @@ def main(cfg) -> None:
         raise ValueError(f"bench.kind={bc.kind!r}: features (precomputed batches) or raw (clips through the encoders)")
     data = torch.utils.data.DataLoader(items, batch_size=None)
     planned = planned_step(cfg, wan, module.hparams.vlm_path)
-    timer = StepTimer()
+    timer = step_timer()
     strategy = instantiate(cfg.strategy) if "_target_" in cfg.strategy else cfg.strategy.name
     trainer = instantiate(cfg.trainer, max_steps=steps + warmup, strategy=strategy, callbacks=[timer], logger=False,
                           enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

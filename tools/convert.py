@@ -18,9 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nexus import checks  # noqa: E402
+
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="kind", required=True)
     o = sub.add_parser("omnivideo", help="the OmniVideo11B bundle -> a nexus export")
     o.add_argument("--bundle", required=True, help="the downloaded howellyoung1/OmniVideo11B folder")
@@ -31,6 +33,7 @@ def main(argv=None) -> None:
     t.add_argument("--out", required=True)
     t.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    checks.output_folder("--out", a.out)
     if a.kind == "omnivideo":
         from nexus.convert.omnivideo import convert_bundle
         out = convert_bundle(a.bundle, a.out, overwrite=a.overwrite, hash_files=not a.no_hash)

@@ -21,6 +21,8 @@ TOOL = Tool(__doc__, ROOT / "recipes" / "evaluate", "evaluate", Evaluate, groups
 
 
 def task(cfg):
+    from nexus import checks
+    checks.evaluate_inputs_outputs(cfg)       # paths and files, before anything heavy loads
     from nexus.evaluation.run import evaluate_folder
     evaluate_folder(cfg)
 

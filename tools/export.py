@@ -15,11 +15,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.export import export_checkpoint  # noqa: E402
+from nexus import checks  # noqa: E402
+
+
+def check_paths(a) -> None:
+    """The checkpoint (or, with --format omnivideo, an export folder) and the output folder, before torch loads."""
+    src = Path(a.checkpoint)
+    if not src.exists():
+        raise checks.UserError(f"checkpoint={a.checkpoint}: no such file or folder, so neither a checkpoint file nor a "
+                               f"DeepSpeed checkpoint folder: pass e.g. runs/<recipe>/<run>/checkpoints/last.ckpt")
+    if not (a.format == "omnivideo" and (src / "connector").is_dir()):
+        checks.lightning_checkpoint("checkpoint", a.checkpoint,
+                                    "pass a stage-1 checkpoint, e.g. runs/<recipe>/<run>/checkpoints/last.ckpt"
+                                    + (", or an export folder (connector/, ...)" if a.format == "omnivideo" else ""))
+    checks.output_folder("out", a.out)
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a .ckpt file or a DeepSpeed checkpoint folder (e.g. checkpoints/last.ckpt); "
                                       "with --format omnivideo also an export folder")
     p.add_argument("out", help="output folder")
@@ -27,6 +40,8 @@ def main(argv=None) -> None:
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
+    check_paths(a)
+    from nexus.export import export_checkpoint
     if a.format == "nexus":
         out = export_checkpoint(a.checkpoint, a.out, a.dtype, a.overwrite)
     else:

@@ -24,6 +24,8 @@ TOOL = Tool(__doc__, ROOT / "recipes", "fit", Fit, groups=("recipe", "strategy",
 
 
 def task(cfg):
+    from nexus import checks
+    checks.fit_inputs_outputs(cfg)       # paths and files, before anything heavy loads
     from nexus.training.launch import fit
     fit(cfg)
 

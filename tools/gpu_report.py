@@ -90,19 +90,21 @@ def markdown(report: dict) -> str:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from nexus import checks
+    p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bench/gpu_report")
     p.add_argument("--tiny", action="store_true", help="tiny models and shapes (no GPU needed): a smoke test")
-    p.add_argument("--steps", type=int, default=4, help="sampling steps per timed run")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--train-steps", type=int, default=6)
-    p.add_argument("--timeout", type=int, default=1800, help="seconds per measurement")
+    p.add_argument("--steps", type=checks.positive_int, default=4, help="sampling steps per timed run")
+    p.add_argument("--repeats", type=checks.positive_int, default=3)
+    p.add_argument("--train-steps", type=checks.positive_int, default=6)
+    p.add_argument("--timeout", type=checks.positive_int, default=1800, help="seconds per measurement")
     a = p.parse_args(argv)
+    checks.output_folder("--out", a.out)
     import diffusers
     import torch
     cuda = torch.cuda.is_available()
     if not cuda and not a.tiny:
-        raise SystemExit("error: no CUDA device here; run on a GPU machine, or pass --tiny for the smoke test")
+        raise checks.UserError("no CUDA device here; run on a GPU machine, or pass --tiny for the smoke test")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     py = sys.executable

@@ -14,34 +14,46 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
-from nexus.models.conditioning import pad_tokens  # noqa: E402
-from nexus.models.latent_space import latent_signature, mmd_rbf  # noqa: E402
-from nexus.models.loading import WAN_LAYOUT, check_folder, load_transformer, load_umt5  # noqa: E402
-from nexus.models.text import encode_umt5  # noqa: E402
+from nexus import checks  # noqa: E402
 from nexus.shapes import check_clip_shape, latent_shape  # noqa: E402
 
 PROMPTS = ["a red car drives along a coastal road at sunset", "a cat jumps onto a table",
            "waves crash on a rocky beach", "a chef slices vegetables in a kitchen"]
 
 
-@torch.no_grad()
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small", required=True, help="Wan folder whose UMT5 encodes the prompts")
     p.add_argument("--large", required=True)
-    p.add_argument("--frames", type=int, default=81)
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=832)
-    p.add_argument("--timesteps", type=float, nargs="+", default=[900.0, 500.0, 100.0])
-    p.add_argument("--tokens", type=int, default=2048, help="latent tokens sampled per generator for the MMD")
+    p.add_argument("--frames", type=checks.positive_int, default=81)
+    p.add_argument("--height", type=checks.positive_int, default=480)
+    p.add_argument("--width", type=checks.positive_int, default=832)
+    p.add_argument("--timesteps", type=checks.float_in(0, 1000), nargs="+", default=[900.0, 500.0, 100.0],
+                   help="diffusion timesteps in [0, 1000] (noise fraction t / 1000)")
+    p.add_argument("--tokens", type=checks.positive_int, default=2048,
+                   help="latent tokens sampled per generator for the MMD")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--out", default=None, help="JSON path")
     a = p.parse_args(argv)
     check_clip_shape(a.frames, a.height, a.width, keys=("--frames", "--height", "--width"))
+    if a.out:
+        checks.output_file("--out", a.out)
+    import torch
+
+    from nexus.models.loading import WAN_LAYOUT, check_folder
     check_folder("--small", a.small, WAN_LAYOUT)
     check_folder("--large", a.large, {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)})
+    with torch.no_grad():
+        measure(a)
+
+
+def measure(a) -> None:
+    import torch
+
+    from nexus.models.conditioning import pad_tokens
+    from nexus.models.latent_space import latent_signature, mmd_rbf
+    from nexus.models.loading import load_transformer, load_umt5
+    from nexus.models.text import encode_umt5
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     dt = torch.bfloat16 if a.dtype == "bf16" else torch.float32
     tok, enc = load_umt5(a.small, dt, dev)

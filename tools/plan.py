@@ -53,7 +53,11 @@ def split(args: list[str]) -> tuple[str, list[str], str | None]:
         raise UserError(f"the first argument is the tool to plan: {' | '.join(TOOLS)} (e.g. python tools/plan.py fit "
                         f"recipe=omni_wan13b trainer.devices=8 plan.gpu=h100-80gb)")
     rest = [a for a in args[1:] if not a.startswith("plan.json=")]
-    return args[0], rest, next((a.split("=", 1)[1] for a in args[1:] if a.startswith("plan.json=")), None)
+    out = next((a.split("=", 1)[1] for a in args[1:] if a.startswith("plan.json=")), None)
+    if out is not None:
+        from nexus.checks import output_file
+        output_file("plan.json", out)          # before the plan is made, not after
+    return args[0], rest, out
 
 
 if __name__ == "__main__":

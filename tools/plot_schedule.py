@@ -11,25 +11,34 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.inference.module import SCHEDULERS, make_scheduler  # noqa: E402
-from nexus.upfb.schedule import CLOCKS, schedule_table  # noqa: E402
+from nexus import checks  # noqa: E402
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gamma-w", type=float, nargs="+", default=[0.3], help="one curve per value")
-    p.add_argument("--sigma-min", type=float, default=0.35)
-    p.add_argument("--sigma-max", type=float, default=0.70)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--scheduler", default="unipc", choices=SCHEDULERS,
-                   help="unipc_reference: the released model's (Wan FlowUniPC) timesteps")
-    p.add_argument("--shift", type=float, default=5.0)
-    p.add_argument("--clock", default="timestep", choices=CLOCKS)
+    p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gamma-w", type=checks.finite_float, nargs="+", default=[0.3], help="one curve per value (> 0)")
+    p.add_argument("--sigma-min", type=checks.nonnegative_float, default=0.35)
+    p.add_argument("--sigma-max", type=checks.nonnegative_float, default=0.70)
+    p.add_argument("--steps", type=checks.positive_int, default=50)
+    p.add_argument("--scheduler", default="unipc", choices=checks.choices_of("nexus.inference.module", "SCHEDULERS"),
+                   metavar="SCHEDULER",
+                   help="%(choices)s; unipc_reference: the released model's (Wan FlowUniPC) timesteps")
+    p.add_argument("--shift", type=checks.positive_float, default=5.0)
+    p.add_argument("--clock", default="timestep", choices=checks.choices_of("nexus.upfb.schedule", "CLOCKS"),
+                   metavar="CLOCK", help="%(choices)s")
     p.add_argument("--out", default="schedule.png", help="PNG path; a .json with the numbers is written beside it")
     a = p.parse_args(argv)
+    for g in a.gamma_w:
+        if not g > 0:
+            raise checks.UserError(f"--gamma-w {g}: gamma_w={g} must be > 0 (the paper uses 0.2-0.5, default 0.3)")
+    if a.sigma_min > a.sigma_max:
+        raise checks.UserError(f"--sigma-min {a.sigma_min} > --sigma-max {a.sigma_max}: the band's lower end must not "
+                               f"exceed its upper end")
+    out = checks.output_file("--out", a.out)
+    checks.output_file("--out", out.with_suffix(".json"))
+    from nexus.inference.module import make_scheduler
+    from nexus.upfb.schedule import schedule_table
     sched = make_scheduler(a.scheduler, a.shift)
-    if a.steps < 1:
-        raise ValueError(f"--steps {a.steps}: at least 1 sampling step")
     sched.set_timesteps(a.steps)
     tables = {g: schedule_table(sched.timesteps, g, a.sigma_min, a.sigma_max, a.clock) for g in a.gamma_w}
 
@@ -50,7 +59,6 @@ def main(argv=None) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     out.with_suffix(".json").write_text(json.dumps({str(g): rows for g, rows in tables.items()}, indent=1))

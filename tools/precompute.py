@@ -14,34 +14,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
 
-from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
-
-from nexus.data.decode import DECODERS  # noqa: E402
-from nexus.data.precompute import DTYPES, format_summary, precompute  # noqa: E402
-
-
-def _devices(v: str):
-    return int(v) if v.isdigit() else v
+from nexus import checks  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shards", required=True, help="raw clip shards: a directory, glob or brace pattern")
     p.add_argument("--out", required=True, help="output folder: features-r*.tar, index.jsonl, null.safetensors")
     p.add_argument("--wan", required=True, help="Wan diffusers folder (vae/, text_encoder/, tokenizer/)")
     p.add_argument("--vlm", required=True, help="Qwen-VL folder (config.json + tokenizer)")
-    p.add_argument("--num-frames", type=int, default=81)
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=832)
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
-    p.add_argument("--devices", type=_devices, default="auto", help="number of devices, or 'auto'")
+    p.add_argument("--num-frames", type=checks.positive_int, default=81)
+    p.add_argument("--height", type=checks.positive_int, default=480)
+    p.add_argument("--width", type=checks.positive_int, default=832)
+    p.add_argument("--batch-size", type=checks.positive_int, default=1)
+    p.add_argument("--dtype", choices=checks.choices_of("nexus.models.loading", "DTYPES"), default="bf16",
+                   metavar="DTYPE", help="%(choices)s")
+    p.add_argument("--devices", type=checks.devices, default="auto",
+                   help="number of devices, -1 (all), indices such as 0,1, or 'auto'")
     p.add_argument("--accelerator", default="auto", help="auto, gpu, cpu")
-    p.add_argument("--num-workers", type=int, default=2, help="decoding workers per device")
-    p.add_argument("--maxcount", type=int, default=256, help="samples per output shard")
-    p.add_argument("--decoder", choices=DECODERS, default="torchcodec", help="the clip decoder, as data.decoder")
+    p.add_argument("--num-workers", type=checks.nonnegative_int, default=2, help="decoding workers per device")
+    p.add_argument("--maxcount", type=checks.positive_int, default=256, help="samples per output shard")
+    p.add_argument("--decoder", choices=checks.choices_of("nexus.data.decode", "DECODERS"), default="torchcodec",
+                   metavar="DECODER", help="the clip decoder, as data.decoder: %(choices)s")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    checks.output_folder("--out", a.out)
+    from lightning.pytorch.utilities import rank_zero_only
+    from nexus.data.precompute import format_summary, precompute
     summary = precompute(a.shards, a.out, a.wan, a.vlm, a.num_frames, a.height, a.width, a.batch_size,
                          a.dtype, devices=a.devices, accelerator=a.accelerator, num_workers=a.num_workers,
                          maxcount=a.maxcount, progress=not a.no_progress, decoder=a.decoder)

@@ -13,16 +13,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus.data.video import atomic_write  # noqa: E402
-from nexus.evaluation.vrbench.agreement import agreement  # noqa: E402
+from nexus import checks  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--a", nargs="+", required=True, help="scores.json / run folders / score CSVs")
     p.add_argument("--b", nargs="+", required=True, help="the same for the other judge or the humans")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
+    from nexus.evaluation.vrbench.report import check_scores_input
+    for flag, paths in (("--a", args.a), ("--b", args.b)):
+        for path in paths:
+            check_scores_input(flag, path)
+    if args.json:
+        checks.output_file("--json", args.json)
+    from nexus.data.video import atomic_write
+    from nexus.evaluation.vrbench.agreement import agreement
     result = agreement(args.a, args.b)
     print("| level | n | Kendall tau-b | p |\n|---|---|---|---|")
     for level, r in result.items():

@@ -23,6 +23,8 @@ TOOL = Tool(__doc__, ROOT / "recipes" / "sample", "sample", Sample, groups=("rec
 
 
 def task(cfg):
+    from nexus import checks
+    checks.sample_inputs_outputs(cfg)       # paths and files, before anything heavy loads
     from nexus.inference.launch import sample
     sample(cfg)
 

@@ -20,6 +20,8 @@ TOOL = Tool(__doc__, ROOT / "recipes" / "sample", "watch_eval", WatchEval, group
 
 
 def task(cfg):
+    from nexus import checks
+    checks.watch_inputs_outputs(cfg)       # paths and files, before anything heavy loads
     from nexus.evaluation.watch import watch
     watch(cfg)
 

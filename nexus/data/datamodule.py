@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 
 import lightning as L
@@ -82,6 +83,24 @@ class DecodedShards(torch.utils.data.Dataset):
         return out
 
 
+NEEDS = {"raw": "mp4", "features": "features.safetensors"}
+
+
+def check_kind(url: str, kind: str) -> None:
+    """The first sample of the first shard holds what data.kind reads (its tar headers only), before any model
+    loads: raw clips read as features (or the reverse) would otherwise fail sample by sample."""
+    if not os.path.isfile(url):
+        return
+    index = ShardIndex([url], on_error="skip")
+    if not len(index) or NEEDS[kind] in index.members(0):
+        return
+    other = next((k for k, ext in NEEDS.items() if ext in index.members(0)), None)
+    hint = (f"set data.kind={other}" if other else f"its samples hold {sorted(index.members(0))}") + \
+        (" (tools/precompute.py turns raw shards into feature shards)" if kind == "features" else "")
+    raise ValueError(f"data.kind={kind} reads {NEEDS[kind]} from each sample, but {url} holds "
+                     f"{'raw clips (mp4)' if other == 'raw' else 'precomputed features' if other else 'neither'}: {hint}")
+
+
 def collate(samples: list[dict]) -> dict:
     out = {"key": [s["key"] for s in samples], "caption": [s["caption"] for s in samples]}
     if "video" in samples[0]:    # one clip: a view, not a copy (97 MB at 81x480x832); several: into shared memory
@@ -133,7 +152,11 @@ class ShardDataModule(L.LightningDataModule):
         if batch_size < 1 or num_workers < 0:
             raise ValueError(f"data.batch_size={batch_size} must be >= 1 and data.num_workers={num_workers} >= 0")
         check_clip_shape(num_frames, height, width)
-        self.buckets = [Bucket(**b) for b in buckets] if buckets else None
+        try:
+            self.buckets = [Bucket(**b) for b in buckets] if buckets else None
+        except TypeError as e:
+            raise ValueError(f"data.buckets={buckets}: {e}; each bucket is {{num_frames, height, width, batch_size}} "
+                             "and optionally weight") from None
         for b in self.buckets or []:
             check_clip_shape(b.num_frames, b.height, b.width, where="data.buckets")
         self.shards, self.kind, self.shape = shards, kind, (num_frames, height, width)
@@ -143,6 +166,7 @@ class ShardDataModule(L.LightningDataModule):
         self.decode_device = decode_device
         self.max_bad_fraction = max_bad_fraction
         self.urls = expand_shards(shards)      # fails here, before any model loads, if nothing matches
+        check_kind(self.urls[0], kind)
         self.dataset: DecodedShards | None = None
         # saved in checkpoints (state_dict)
         self.samples_seen = self.failed_reads = self.replaced = self.unreachable_samples = 0

@@ -206,6 +206,10 @@ class ShardIndex:
     def keys(self) -> list[str]:
         return [key for _, key, _ in self._samples]
 
+    def members(self, i: int) -> set[str]:
+        """The member extensions of sample i ("mp4", "json", "features.safetensors", ...), without reading them."""
+        return set(self._samples[i][2])
+
     def __getitem__(self, i: int) -> dict:
         if not -len(self) <= i < len(self):
             raise IndexError(f"sample {i} out of range for {len(self)} samples")

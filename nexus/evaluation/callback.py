@@ -34,9 +34,9 @@ def _gather(rows: list) -> list:
     return [r for part in parts for r in part]
 
 
-def eval_prompts(prompts: list[str] | None, prompt_file: str | None) -> list[Prompt]:
+def eval_prompts(prompts: list[str] | None, prompt_file: str | None, key: str = "eval.prompt_file") -> list[Prompt]:
     if prompt_file:
-        return load_prompts(prompt_file=prompt_file)
+        return load_prompts(prompt_file=prompt_file, key=key)
     if not prompts:
         raise ValueError("eval: give eval.prompts=[...] or eval.prompt_file=<file> (or set eval.every_n_steps=0)")
     return [Prompt(f"{i:03d}", t) for i, t in enumerate(prompts)]

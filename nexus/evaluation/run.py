@@ -70,7 +70,7 @@ def folder_prompts(folder: str | Path, manifest: str | None = None) -> tuple[dic
     """-> (prompt by video id, where they come from): `manifest`, else the folder's prompts.jsonl (written by
     tools/sample.py), else {} and 'file names' (VBench's <prompt>-<n>.mp4)."""
     if manifest:
-        return {p.id: p.text for p in load_prompts(prompt_file=manifest)}, str(manifest)
+        return {p.id: p.text for p in load_prompts(prompt_file=manifest, key="manifest")}, str(manifest)
     own = Path(folder) / MANIFEST
     if own.is_file():
         return read_manifest(Path(folder)), str(own)

@@ -19,7 +19,7 @@ from nexus.data.video import atomic_write
 from nexus.evaluation.callback import eval_prompts
 from nexus.evaluation.run import logged_values, read_folder, score_videos, suite_from_config, write_report
 from nexus.inference.launch import sample
-from nexus.training.loggers import make_logger
+from nexus.training.loggers import check_logger, make_logger
 
 STEP = re.compile(r"^step(\d+)\.ckpt$")
 
@@ -61,7 +61,8 @@ def watch(cfg: DictConfig) -> dict[str, dict]:
     if not (run_dir / "checkpoints").is_dir():
         raise FileNotFoundError(f"run_dir={run_dir}: no checkpoints/ folder; point it at a stage-1 run directory "
                                 f"(runs/<recipe>/<run name>)")
-    prompts = eval_prompts(cfg.get("prompts"), cfg.get("prompt_file"))      # bad prompts fail before any loading
+    check_logger(cfg.logger)             # before a checkpoint is sampled and scored
+    prompts = eval_prompts(cfg.get("prompts"), cfg.get("prompt_file"), "prompt_file")      # bad prompts fail before any loading
     root = run_dir / "eval_watch"
     root.mkdir(exist_ok=True)
     console.attach_log(root / "watch_eval.log")

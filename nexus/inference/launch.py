@@ -12,8 +12,10 @@ from torch.utils.data import DataLoader
 
 from nexus import console
 from nexus.export import as_export
+from nexus.folder_lock import hold
 from nexus.inference.module import (BridgeModule, check_export, check_lengths, check_release_settings,
                                     check_settings)
+from nexus.models.text import check_prompt_lengths
 from nexus.models.understanding import check_prompt_recipe
 from nexus.inference.prompts import load_prompts
 from nexus.inference.provenance import check_folder, claim_folder, new_record, note_export
@@ -21,20 +23,25 @@ from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights, read_config
 from nexus.models.tiny import ensure_tiny_models
 from nexus.inference.placement import check_placement
-from nexus.models.speed import check_speed, set_tf32
+from nexus.models.speed import check_accelerator, check_speed, set_tf32
 from nexus.plan.sample import check_sample
 from nexus.plan.table import gpu_memory
+from nexus.slurm.requeue import StopOnSignal
 from nexus.slurm.resume import checkpoint_problem
 
+LAUNCH_ONLY = ("batch_size", "truncate_prompts")       # sampling.* keys for this launcher, not BridgeModule
 LARGE_LAYOUT = {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)}
 
 
 def sample(cfg: DictConfig) -> list[str]:
+    from nexus.checks import sample_inputs_outputs
+    sample_inputs_outputs(cfg)       # output paths and input files, before anything is built
     prompts = load_prompts(cfg.prompt, cfg.prompt_file)          # an empty prompt file stops here
     p, s = cfg.paths, cfg.sampling
     check_settings(s.num_frames, s.height, s.width, s.num_steps, s.scheduler, s.dtype,
-                   OmegaConf.to_container(cfg.bridge))
+                   OmegaConf.to_container(cfg.bridge), s.shift)
     check_placement(s.offload, s.encoders, s.small_device)
+    check_accelerator(cfg.trainer.accelerator)
     check_speed(s.attention, "sampling")
     check_release_settings(s.noise, s.video, s.vlm_dtype)
     if s.prompt_recipe is not None:
@@ -63,7 +70,21 @@ def sample(cfg: DictConfig) -> list[str]:
         check_weights("paths.vlm", p.vlm, VLM_LAYOUT, env="NEXUS_VLM_PATH")   # the connector reads this VLM
     if need_small and cfg.bridge.strategy != "small_only":
         check_latent_space(p.small, p.large, cfg.large.allow_latent_mismatch)
+    check_prompt_lengths(prompts, p.small, s.text_len, p.vlm if stage1 else None, s.prompt_recipe,
+                         s.get("truncate_prompts", False))
     out_dir, overwrite = Path(cfg.out_dir), bool(cfg.get("overwrite", False))
+    lock = hold(out_dir, "choose another run.name (or out_dir)", rank_zero_only.rank)    # one live process
+    try:
+        return _sample(cfg, prompts, stage1, need_small, out_dir, overwrite)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _sample(cfg: DictConfig, prompts: list, stage1: str | None, need_small: bool, out_dir: Path,
+            overwrite: bool) -> list[str]:
+    """The rest of `sample`, with the folder locked: its record, the module, the prediction."""
+    p, s = cfg.paths, cfg.sampling
     record = new_record(cfg)
     old = check_folder(out_dir, record, prompts, overwrite)      # refuses a folder made with other settings
     export = as_export(stage1, out_dir / ".stage1") if stage1 else None
@@ -83,10 +104,11 @@ def sample(cfg: DictConfig) -> list[str]:
     module = BridgeModule(p.small, p.large, str(out_dir), export=str(export) if export else None,
                           vlm_path=p.vlm, bridge=OmegaConf.to_container(cfg.bridge),
                           allow_latent_mismatch=cfg.large.allow_latent_mismatch,
-                          **{k: v for k, v in OmegaConf.to_container(s).items() if k != "batch_size"})
+                          **{k: v for k, v in OmegaConf.to_container(s).items() if k not in LAUNCH_ONLY})
     todo = [q for q in prompts if not module.video_path(q.id).exists()]
     print(f"{len(prompts)} prompts, {len(prompts) - len(todo)} already in {out_dir} with these settings, "
           f"{len(todo)} to sample")
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, **OmegaConf.to_container(cfg.trainer))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, callbacks=[StopOnSignal()],
+                        **OmegaConf.to_container(cfg.trainer))
     trainer.predict(module, DataLoader(todo or prompts[:0], batch_size=s.batch_size, collate_fn=list))
     return [str(module.video_path(q.id)) for q in prompts]

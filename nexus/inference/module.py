@@ -54,8 +54,16 @@ def make_scheduler(name: str, shift: float):
     raise ValueError(f"scheduler={name!r}: choose one of {SCHEDULERS}")
 
 
+def distinct_steps(scheduler: str, shift: float, num_steps: int) -> int:
+    """How many distinct timesteps the scheduler makes for num_steps. Its timesteps are integers: with a shift,
+    past a few hundred steps some coincide, and diffusers' UniPC then fails mid-sampling (`this_order > 0`)."""
+    s = make_scheduler(scheduler, shift)
+    s.set_timesteps(num_steps)
+    return len(set(s.timesteps.tolist()))
+
+
 def check_settings(num_frames: int, height: int, width: int, num_steps: int, scheduler: str, dtype: str,
-                   bridge: dict | None) -> BridgeConfig:
+                   bridge: dict | None, shift: float | None = None) -> BridgeConfig:
     """The sampling settings (sampling.*, bridge.*) a BridgeModule accepts, checked before anything loads."""
     check_clip_shape(num_frames, height, width, where="sampling")
     if scheduler not in SCHEDULERS:
@@ -64,6 +72,10 @@ def check_settings(num_frames: int, height: int, width: int, num_steps: int, sch
         raise ValueError(f"sampling.dtype={dtype!r}: choose one of {sorted(DTYPES)}")
     if num_steps < 1:
         raise ValueError(f"sampling.num_steps={num_steps}: at least 1 sampling step")
+    if shift is not None and num_steps > 100 and distinct_steps(scheduler, shift, num_steps) < num_steps:
+        most = next(n for n in range(num_steps - 1, 0, -1) if distinct_steps(scheduler, shift, n) == n)
+        raise ValueError(f"sampling.num_steps={num_steps}: with sampling.shift={shift} the {scheduler} schedule "
+                         f"repeats timesteps (they are integers in 0..1000); use at most {most} steps")
     try:
         return BridgeConfig(**(bridge or {}))
     except TypeError as e:        # an unknown knob
@@ -135,7 +147,7 @@ class BridgeModule(L.LightningModule):
                  small_device: str = "same", prompt_recipe: str | None = None, vlm_dtype: str | None = None,
                  noise: str = "per_prompt", rank_seed_stride: int = 0, video: str = "nexus"):
         super().__init__()
-        self.bridge_config = check_settings(num_frames, height, width, num_steps, scheduler, dtype, bridge)
+        self.bridge_config = check_settings(num_frames, height, width, num_steps, scheduler, dtype, bridge, shift)
         check_release_settings(noise, video, vlm_dtype)
         check_placement(offload, encoders, small_device)
         check_speed(attention, "sampling")

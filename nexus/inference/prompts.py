@@ -40,7 +40,10 @@ def _vrbench(data: dict, source: Path) -> list[Prompt]:
     return [Prompt(c["id"], c["prompt_en"]) for c in vrbench_entries(data, source)]
 
 
-def load_prompts(prompt: str | None = None, prompt_file: str | None = None) -> list[Prompt]:
+def load_prompts(prompt: str | None = None, prompt_file: str | None = None, key: str = "prompt_file") -> list[Prompt]:
+    """The prompts of prompt= or of a file; key: the name of the file's key or flag in messages (manifest, ...).
+    A file of the wrong kind (an mp4, broken JSON, a JSONL line without "prompt") is a UserError naming it."""
+    from nexus import checks
     if bool(prompt) == bool(prompt_file):
         raise ValueError("give exactly one of prompt='a cat jumps ...' or prompt_file=path (.txt, .jsonl, VR-Bench .json "
                          "or a folder of VR-Bench .json files)")
@@ -48,17 +51,28 @@ def load_prompts(prompt: str | None = None, prompt_file: str | None = None) -> l
         return [Prompt(f"00000-{slug(prompt)}", prompt)]
     path = Path(prompt_file)
     if not path.exists():
-        raise FileNotFoundError(f"prompt_file={prompt_file}: no such file or folder")
+        raise FileNotFoundError(f"{checks.named(key, prompt_file)}: no such file or folder")
     if path.is_dir() or path.suffix == ".json":
-        prompts = [p for f in vrbench_files(path) for p in _vrbench(json.loads(f.read_text()), f)]
+        vr = "give a VR-Bench .json file ({category: {\"prompts\": [{\"id\", \"prompt_en\"}]}}) or a folder of them"
+        prompts = []
+        for f in vrbench_files(path):
+            data = checks.json_file(key, f, vr)
+            try:
+                prompts += _vrbench(data, f)
+            except (ValueError, KeyError, TypeError) as e:
+                why = f"an entry has no {e}" if isinstance(e, KeyError) else str(e).removeprefix(f"{f}: ")
+                raise checks.UserError(f"{checks.named(key, f)}: {why}; {vr}") from None
     elif path.suffix == ".jsonl":
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        prompts = [Prompt(str(r.get("id") or f"{i:05d}-{slug(r['prompt'])}"), r["prompt"]) for i, r in enumerate(rows)]
+        rows = checks.jsonl_file(key, path, ("prompt",),
+                                 'give one JSON object per line with "prompt" (and optionally "id")')
+        prompts = [Prompt(str(r.get("id") or f"{i:05d}-{slug(str(r['prompt']))}"), str(r["prompt"]))
+                   for i, r in enumerate(rows)]
     else:
-        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        text = checks.text_file(key, path, "give a .txt file (one prompt per line), a .jsonl file or VR-Bench .json")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         prompts = [Prompt(f"{i:05d}-{slug(t)}", t) for i, t in enumerate(lines)]
     if not prompts:
-        raise ValueError(f"prompt_file={prompt_file} holds no prompts")
+        raise ValueError(f"{checks.named(key, prompt_file)} holds no prompts")
     return unique_ids(prompts)
 
 

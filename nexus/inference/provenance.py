@@ -25,8 +25,9 @@ from nexus.provenance import (content_sha256, describe, differences, fingerprint
 
 RECORD, MANIFEST = "samples.json", "prompts.jsonl"
 # sampling.* keys that leave every video as it is: the placement only moves weights, small_device runs the same
-# kernels elsewhere (tests/test_placement.py); sampling.encoders=cpu does change the rounding of the prompts' features
-NOT_SETTINGS = ("progress", "batch_size", "offload", "small_device")
+# kernels elsewhere (tests/test_placement.py); sampling.encoders=cpu does change the rounding of the prompts' features;
+# truncate_prompts=false refuses only the prompts true would cut, so every video it makes is the one true makes
+NOT_SETTINGS = ("progress", "batch_size", "offload", "small_device", "truncate_prompts")
 # keys newer than some records: the value those records' videos were made with (torch's default matmul precision
 # was "highest": no TF32)
 ADDED = {"encoders": "device", "vae_tiling": False, "attention": None, "compile": False, "prompt_recipe": None,

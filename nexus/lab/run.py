@@ -16,7 +16,7 @@ tools/export.py and sampled by tools/sample.py, each run as its own process, exa
                  prompt): the scale of the grid with the best plain score, for small_only and for large_only
   experiment     every strategy on the held-out prompts and seeds through tools/sample.py, read by the judge
   diagnosis      nexus.lab.diagnose: does the understanding model carry reasoning, does stage 1 read the connector
-  report         the table (Markdown + JSON), the plot, W&B
+  report         the table (Markdown + JSON), the plot, W&B, the samples side by side (report/compare/index.html)
 """
 from __future__ import annotations
 
@@ -310,8 +310,21 @@ class Lab:
     def stage_report(self, log) -> dict:
         from nexus.lab.experiment import report
         records = {name: self.done(name) for name in STAGES[:-1]}
-        return report(json.loads(self.path("experiment.json").read_text()), records, self.path("report"),
-                      self.logger, log)
+        results = json.loads(self.path("experiment.json").read_text())
+        paths = report(results, records, self.path("report"), self.logger, log)
+        return paths | {"compare": self.compare_page(results, log)}
+
+    def compare_page(self, results: dict, log) -> str:
+        """Every strategy's first-seed samples side by side (nexus.evaluation.compare), linked from lab.md."""
+        from nexus.evaluation.compare import compare_folders
+        names = [n for n in results if n != "ground_truth"]
+        folders = [self.path("samples", n, f"seed{self.settings.seeds[0]}") for n in names]
+        index = compare_folders(folders, self.path("report", "compare"), labels=names, height=128, overwrite=True,
+                                log=log)
+        with open(self.path("report", "lab.md"), "a") as f:
+            f.write(f"\nSamples side by side (seed {self.settings.seeds[0]}, every strategy): "
+                    f"[compare/index.html](compare/index.html)\n")
+        return str(index)
 
 
 def best_guidance(scores: dict[float, float]) -> float:

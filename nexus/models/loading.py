@@ -110,13 +110,19 @@ def load_vae(wan_path: str | Path, dtype: torch.dtype = torch.float32, device: s
 
 
 # the big frozen encoders load straight onto their device (device_map): 8 ranks x a 7B VLM never sit in CPU RAM
-def load_umt5(wan_path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
-    from transformers import AutoTokenizer, UMT5EncoderModel
+def umt5_tokenizer(wan_path: str | Path):
+    from transformers import AutoTokenizer
     from nexus.convert import wan as original
-    if original.is_original_wan(wan_path):       # Wan's T5 .pth (memory-mapped) + google/umt5-xxl/
-        tok = AutoTokenizer.from_pretrained(Path(wan_path) / original.TOKENIZER)
+    original_layout = original.is_original_wan(wan_path)      # google/umt5-xxl/ beside Wan's T5 .pth
+    return AutoTokenizer.from_pretrained(Path(wan_path) / (original.TOKENIZER if original_layout else "tokenizer"))
+
+
+def load_umt5(wan_path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+    from transformers import UMT5EncoderModel
+    from nexus.convert import wan as original
+    tok = umt5_tokenizer(wan_path)
+    if original.is_original_wan(wan_path):       # Wan's T5 .pth (memory-mapped)
         return tok, original.load_original_umt5(wan_path, dtype, device)
-    tok = AutoTokenizer.from_pretrained(Path(wan_path) / "tokenizer")
     enc = UMT5EncoderModel.from_pretrained(Path(wan_path) / "text_encoder", dtype=dtype, device_map=str(device))
     return tok, enc.eval().requires_grad_(False)
 

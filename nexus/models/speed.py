@@ -35,3 +35,13 @@ def speed_up(model: torch.nn.Module, attention: str | None = None, compile: bool
 
 def set_tf32(enabled: bool) -> None:
     torch.set_float32_matmul_precision("high" if enabled else "highest")
+
+
+def check_accelerator(accelerator: str, key: str = "trainer.accelerator") -> None:
+    """A GPU asked for on a machine without one, named by its key (Lightning says it in its own words, later)."""
+    import torch
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"{key}={accelerator}: this machine has no CUDA GPU (torch.cuda.is_available() is False"
+                         f"{', a CPU build of torch' if torch.version.cuda is None else ''}); use {key}=cpu or auto")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{key}=mps: MPS is not available on this machine; use {key}=cpu or auto")

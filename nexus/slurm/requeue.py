@@ -2,11 +2,15 @@
 
 SIGUSR1 (SLURM's `--signal=USR1@<lead>` before the time limit, or preemption with PreemptMode=REQUEUE), SIGTERM
 (`scontrol requeue`, `scancel`, most preemption, the time limit's last word) and SIGINT (Ctrl-C) all do the
-same: the handler only raises a flag; as the next optimizer step begins, the ranks agree on it (one tiny
+same in training (RequeueOnSignal): the handler only raises a flag; as the next optimizer step begins, the ranks agree on it (one tiny
 all-reduce), flush the loggers, all save `checkpoints/hpc-step<N>.ckpt` together, and stop. The exit
 code says what happened: 0 after SIGUSR1 (a planned requeue), 143 after SIGTERM, 130 after SIGINT, so a killed
 job never looks like a finished one. Under SLURM, rank 0 runs `scontrol requeue` as its process exits (a job
-SLURM requeues itself just makes that call fail, harmlessly). A second Ctrl-C stops at once.
+SLURM requeues itself just makes that call fail, harmlessly). A second Ctrl-C stops at once (exit code 130).
+
+In sampling (StopOnSignal) the same signals stop at once: the video in progress is dropped (videos are written
+under a temporary name and renamed, so none is left half-written), the videos written stay, the exit code is the
+signal's and the job requeues under SLURM; the rerun samples only the prompts that have no video yet.
 
 Lightning's own handlers save from inside the signal handler on each rank, wherever that rank was interrupted
 (SIGUSR1), or exit with code 0 without saving (SIGTERM); under DDP or DeepSpeed the ranks can be a step apart
@@ -63,7 +67,7 @@ class RequeueOnSignal(Callback):
             os.kill(os.getpid(), signum)
             return
         if signum == signal.SIGINT and self.received == signal.SIGINT:
-            raise KeyboardInterrupt      # Ctrl-C twice: now, without a save
+            raise Requeued(EXIT_CODES[signal.SIGINT])    # Ctrl-C twice: now, without a save (not Lightning's exit 1)
         if not self.received:
             self.received = signum
             print(f"\n{signal.Signals(signum).name}: saving after this step, then stopping"
@@ -109,3 +113,43 @@ class RequeueOnSignal(Callback):
                        + f"stopping with exit code {code}; "
                        + (f"job {job} requeues as this process exits" if job else "not a SLURM job: no requeue"))
         raise Requeued(code)
+
+
+class StopOnSignal(Callback):
+    """Stop signals in prediction (tools/sample.py): drop the video in progress now, exit with the signal's code,
+    requeue under SLURM (module docstring). A 14B video takes half an hour: finishing it would outlast SLURM's
+    grace period (KillWait, 30 s by default)."""
+
+    def __init__(self, signals: tuple[int, ...] = tuple(EXIT_CODES)):
+        self.signals, self.active, self._previous, self.received = signals, False, {}, 0
+
+    def _stop(self, signum, frame) -> None:
+        if not self.active:
+            return
+        self.received = signum
+        job, code, name = job_id(), EXIT_CODES[signum], signal.Signals(signum).name
+        if job and self.global_zero:
+            atexit.register(requeue_job, job)
+        print(f"\n{name}: stopping now; the video in progress is dropped, the videos written stay (the same command "
+              f"samples the rest); exit code {code}" + (f"; job {job} requeues as this process exits" if job else ""),
+              file=sys.stderr, flush=True)
+        raise Requeued(code)
+
+    def _install(self) -> None:
+        for s in self.signals:
+            previous = signal.signal(s, self._stop)
+            if previous is not self._stop and s not in self._previous:
+                self._previous[s] = previous
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.active, self.global_zero = True, trainer.is_global_zero
+        self._install()
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._install()                  # over Lightning's SIGTERM handler (which only logs), registered after setup
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self.active = False
+        for s, previous in self._previous.items():
+            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}

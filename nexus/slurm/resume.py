@@ -71,21 +71,10 @@ def prune_hpc_saves(run_dir: str | Path, keep: str | Path | None) -> None:
 
 def checkpoint_problem(path: str | Path) -> str | None:
     """Why `path` is not a checkpoint this project can load (None when it is one), without reading it whole:
-    a Lightning file is a torch zip archive, a DeepSpeed checkpoint a folder with its `latest` tag."""
-    import zipfile
-    p = Path(path)
-    if not p.exists():
-        return "no such file or folder"
-    if p.is_dir():
-        return None if (p / "latest").is_file() else "a folder without DeepSpeed's 'latest' tag (not a checkpoint)"
-    if zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as z:
-            if any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist()):
-                return None
-    with open(p, "rb") as f:
-        if f.read(1) == b"\x80":          # torch's legacy (pre-zip) pickle format
-            return None
-    return "not a checkpoint (neither torch's zip format nor a DeepSpeed folder)"
+    a Lightning file is a torch zip archive whose dict holds Lightning's keys, a DeepSpeed checkpoint a folder
+    with its `latest` tag and model states (nexus.checks.checkpoint_problem)."""
+    from nexus.checks import checkpoint_problem as problem
+    return problem(path)
 
 
 def zero_world_size(ckpt: Path | None) -> int | None:

@@ -60,6 +60,8 @@ def check_counts(s: DictConfig) -> None:
         raise SubmitError(f"accelerator={s.accelerator}: choose gpu or cpu")
     if not isinstance(s.signal_lead, int) or s.signal_lead < 0:
         raise SubmitError(f"signal_lead={s.signal_lead}: seconds before the time limit, >= 0 (0: no signal)")
+    from nexus.checks import slurm_time
+    slurm_time("time", s.time)
 
 
 def batch_override(s: DictConfig, fit: DictConfig) -> list[str]:
@@ -152,6 +154,10 @@ def submit(argv: list[str]) -> tuple[str | None, str]:
     text = build_script(s, run_dir, command, argv)
     if dry:
         return None, text
+    from nexus.checks import output_folder, run_folder
+    if s.job == "fit":
+        run_folder("run.dir", run_dir, "run.root", cfg.run.root)
+    output_folder("run_dir" if s.job == "watch_eval" and s.run_dir else "run.dir", run_dir / "slurm")
     out = run_dir / "slurm"
     out.mkdir(parents=True, exist_ok=True)
     script = out / f"{s.job}.sbatch"

@@ -27,10 +27,14 @@ def wandb_credentials() -> bool:
         return False
 
 
-def make_logger(kind: str, run_dir: str, name: str, project: str = "nexus", run_id: str | None = None,
-                entity: str | None = None, group: str | None = None, tags=(), notes: str | None = None):
+def check_logger(kind: str) -> None:
     if kind not in LOGGERS:
         raise ValueError(f"logger={kind!r}: choose one of {LOGGERS}")
+
+
+def make_logger(kind: str, run_dir: str, name: str, project: str = "nexus", run_id: str | None = None,
+                entity: str | None = None, group: str | None = None, tags=(), notes: str | None = None):
+    check_logger(kind)
     if kind == "none":
         return False
     if kind == "csv":

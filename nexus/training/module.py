@@ -95,9 +95,18 @@ def check_training_settings(generator_train: str = "full", cfg_dropout: float = 
                             lr: float = 1e-5, connector_lr: float | None = None, conditioning: str = "connector",
                             umt5_dropout: float = 0.0, attention: str | None = None, init_from: str | None = None,
                             connector: dict | None = None, prompt_recipe: str = "chat_template",
-                            context_len: int = 2560, **_) -> None:
+                            context_len: int = 2560, timestep_sampling: str = "uniform",
+                            loss_weighting: str = "none", lora: dict | None = None, **_) -> None:
     """The model.* values AlignmentModule accepts (checked before anything is built or loaded)."""
     check_speed(attention, "model")
+    if timestep_sampling not in flow.SAMPLING:
+        raise ValueError(f"model.timestep_sampling={timestep_sampling!r}: choose one of {flow.SAMPLING}")
+    if loss_weighting not in flow.WEIGHTING:
+        raise ValueError(f"model.loss_weighting={loss_weighting!r}: choose one of {flow.WEIGHTING}")
+    for k in ("r", "lora_alpha"):
+        v = (lora or {}).get(k)
+        if generator_train == "lora" and v is not None and not (isinstance(v, (int, float)) and v > 0):
+            raise ValueError(f"model.lora.{k}={v}: must be a number > 0")
     check_prompt_recipe(prompt_recipe, "model.prompt_recipe")
     check_init_from(init_from, connector, prompt_recipe, context_len, generator_train, conditioning)
     if generator_train not in GENERATOR_TRAIN:
@@ -133,7 +142,8 @@ class AlignmentModule(L.LightningModule):
         super().__init__()
         check_training_settings(generator_train, cfg_dropout, warmup_steps, lr, connector_lr, conditioning,
                                 umt5_dropout, attention, init_from=init_from, connector=connector,
-                                prompt_recipe=prompt_recipe, context_len=context_len)
+                                prompt_recipe=prompt_recipe, context_len=context_len,
+                                timestep_sampling=timestep_sampling, loss_weighting=loss_weighting, lora=lora)
         self.save_hyperparameters(logger=False)     # the logger gets the whole run from RunRecord instead
         self.connector_config = ConnectorConfig(**(connector or {}))
         self.transformer = self.connector = None

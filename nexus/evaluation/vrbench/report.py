@@ -18,13 +18,31 @@ COLUMNS = SCORES + ["cases", "dropped", "unparsed", "nonreference", "protocol", 
 CODES = [code for codes in CATEGORIES.values() for code in codes]
 
 
-def read_run(path: str | Path) -> dict:
-    """A run folder (holding scores.json) or a scores.json file."""
+SCORES_EXPECTED = "give a run folder of tools/vrbench.py evaluate (holding scores.json) or that scores.json"
+
+
+def read_run(path: str | Path, key: str = "run") -> dict:
+    """A run folder (holding scores.json) or a scores.json file; key: the argument that named it, for messages."""
+    from nexus.checks import UserError, json_file, named
     path = Path(path)
     file = path / "scores.json" if path.is_dir() else path
     if not file.is_file():
         raise FileNotFoundError(f"{path}: no scores.json (write one with `tools/vrbench.py evaluate ... --out {path}`)")
-    return json.loads(file.read_text())
+    scores = json_file(key, file, SCORES_EXPECTED)
+    if not isinstance(scores, dict) or not isinstance(scores.get("cases"), dict):
+        raise UserError(f"{named(key, file)}: JSON, but not VR-Bench scores (no 'cases'); {SCORES_EXPECTED}")
+    return scores
+
+
+def check_scores_input(key: str, path: str | Path) -> None:
+    """Before any work: a score CSV reads as text, a scores.json (or run folder's) as VR-Bench scores."""
+    from nexus.checks import text_file
+    path = Path(path)
+    if path.suffix == ".csv":
+        if path.exists():
+            text_file(key, path, "give a score CSV with the columns case (or id) and score")
+    elif (path / "scores.json" if path.is_dir() else path).is_file():
+        read_run(path, key)
 
 
 def protocol_label(scores: dict) -> str:
@@ -116,7 +134,7 @@ def report(run_paths: list[str | Path], out: str | Path, names: list[str] | None
         raise ValueError(f"{len(names)} names for {len(run_paths)} runs; give one name per run")
     runs = {}
     for i, p in enumerate(run_paths):
-        scores = read_run(p)
+        scores = read_run(p, "runs")
         runs[names[i] if names else scores.get("name") or Path(p).name] = scores
     if len(runs) != len(run_paths):
         raise ValueError("two runs have the same name; give --names")

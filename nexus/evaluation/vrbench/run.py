@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nexus.data.video import atomic_write
+from nexus.errors import UserError
 from nexus.evaluation.vrbench.cases import DIMENSIONS, Case, load_cases
 from nexus.evaluation.vrbench.judge import (MODES, ask_all, ask_each, check_judge, identity, judge_info, load_judge,
                                             prompt_version, sample_frames)
@@ -171,6 +172,9 @@ def evaluate(cases: str | Path, videos: str | Path, judge: str | Path, out: str 
             rows[case.id]["answers"] = reading["answers"]
         rows[case.id].update({k: entry[k] for k in ("raw", "probs") if k in entry})
         rows[case.id]["nonreference"] = reading["nonreference"]
+    if not rows:          # a scores.json of nothing would read as a run with every dimension missing
+        raise UserError(f"no case could be judged ({len(problems)} skipped; the first: "
+                        f"{(problems or ['none'])[0]}); no scores.json was written")
     expected = {d: sum(c.dimension == d for c in case_set) for d in DIMENSIONS}
     changed = deviations(mode, frames, max_new_tokens, dtype) + (
         [f"case scores not rounded (reference: {spec()['case_digits']} digits)"] if protocol == "reference" and digits
