@@ -27,10 +27,12 @@ NOT_ROOT = pytest.mark.skipif(IS_ROOT, reason="root writes into read-only folder
 NO_CUDA = pytest.mark.skipif(checks.cuda_devices() > 0, reason="this machine has a CUDA device")
 MP4_HEAD = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + bytes(64)
 SLOW_S = 5.0        # a case slower than this is checked too late: move its check before the heavy imports
+LATE_S = 40.0       # the checks that need torch (a CUDA device, tokenizers, the shards' members)
 
 
-def case(args: list[str], *expected: str, code: int = 2, marks=(), id: str):
-    return pytest.param(args, expected, code, marks=marks, id=id)
+def case(args: list[str], *expected: str, code: int = 2, marks=(), id: str, late: bool = False):
+    """late: checked after torch and Lightning are imported (within LATE_S), still before any model loads."""
+    return pytest.param(args, expected, code, LATE_S if late else SLOW_S, marks=marks, id=id)
 
 
 TINY = ["recipe=tiny", "run.root={tmp}/runs"]
@@ -171,6 +173,41 @@ CASES = [
          id="evaluate-fps-0"),
     case(["tools/evaluate.py", "recipe=tiny", "videos={tmp}/videos", "metrics.device=cuda"], "metrics.device=cuda",
          "no CUDA device", marks=NO_CUDA, id="evaluate-device-cuda"),
+    # C. values: by type and range in the schema (nexus/schema.py), before torch is imported
+    case(["tools/fit.py", *TINY, "trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches=0",
+         "must be >= 1", id="fit-accumulate-0"),
+    case(["tools/fit.py", *TINY, "model.lr=inf"], "model.lr=inf", "finite", id="fit-lr-inf"),
+    case(["tools/fit.py", *TINY, "trainer.max_steps=-5"], "trainer.max_steps=-5", id="fit-max_steps-negative"),
+    case(["tools/fit.py", *TINY, "trainer.precision=16bit"], "trainer.precision=16bit", "choose one of",
+         id="fit-precision-16bit"),
+    case(["tools/fit.py", *TINY, "trainer.devices=0"], "trainer.devices=0", id="fit-devices-0"),
+    case(["tools/plan.py", "fit", *TINY, "trainer.devices=0"], "trainer.devices=0", id="plan-devices-0"),
+    case(["tools/sample.py", "prompt=x", *TINY, "sampling.batch_size=0"], "sampling.batch_size=0",
+         id="sample-batch_size-0"),
+    case(["tools/sample.py", "prompt=x", *TINY, "sampling.guidance_small=inf"], "sampling.guidance_small=inf",
+         "finite", id="sample-guidance-inf"),
+    case(["tools/sample.py", "prompt=x", *TINY, "sampling.shift=-1"], "sampling.shift=-1.0", "> 0",
+         id="sample-shift-negative"),
+    case(["tools/sample.py", "prompt=x", *TINY, "bridge.strategy=switch", "bridge.switch_step=1000"],
+         "bridge.switch_step=1000", "sampling.num_steps=8", id="sample-switch_step-past-the-schedule"),
+    case(["tools/watch_eval.py", "recipe=tiny", "run_dir={tmp}/run", "poll_s=0"], "poll_s=0.0", id="watch-poll-0"),
+    # values whose check needs torch or a tokenizer: after the imports, before any model loads
+    case(["tools/fit.py", *TINY, "trainer.accelerator=gpu"], "trainer.accelerator=gpu", "no CUDA GPU",
+         marks=NO_CUDA, late=True, id="fit-accelerator-gpu-without-cuda"),
+    case(["tools/fit.py", *TINY, "model.timestep_sampling=logitnormal"], "model.timestep_sampling='logitnormal'",
+         late=True, id="fit-timestep_sampling"),
+    case(["tools/fit.py", *TINY, "model.generator_train=lora", "model.lora.r=-1"], "model.lora.r=-1", late=True,
+         id="fit-lora-r-negative"),
+    case(["tools/fit.py", *TINY, f"data.shards={ROOT}/data/tiny/clips", "data.kind=features"], "data.kind=features", "raw clips (mp4)",
+         "set data.kind=raw", late=True, id="fit-features-on-raw-shards"),
+    case(["tools/fit.py", *TINY, "+data.buckets=[{num_frames:9}]"], "data.buckets=", "batch_size", late=True,
+         id="fit-bucket-missing-keys"),
+    case(["tools/sample.py", "prompt=" + "a " * 600, *TINY], "UMT5 tokens, more than sampling.text_len=512",
+         "sampling.truncate_prompts=true", late=True, id="sample-prompt-too-long"),
+    case(["tools/sample.py", "prompt=x", *TINY, "sampling.num_steps=300"], "sampling.num_steps=300",
+         "use at most 200 steps", late=True, id="sample-steps-past-distinct-timesteps"),
+    case(["tools/watch_eval.py", "recipe=tiny", "run_dir={tmp}/run", "logger=tensorboard"], "logger='tensorboard'",
+         late=True, id="watch-logger-tensorboard"),
 ]
 
 
@@ -203,8 +240,8 @@ def _tree(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
-@pytest.mark.parametrize("args,expected,code", CASES)
-def test_misuse_is_one_line_and_creates_nothing(inputs, args, expected, code):
+@pytest.mark.parametrize("args,expected,code,limit", CASES)
+def test_misuse_is_one_line_and_creates_nothing(inputs, args, expected, code, limit):
     fill = lambda s: s.replace("{tmp}", str(inputs))      # noqa: E731
     command = [str(ROOT / fill(args[0])), *map(fill, args[1:])]
     before = _tree(inputs)
@@ -219,7 +256,7 @@ def test_misuse_is_one_line_and_creates_nothing(inputs, args, expected, code):
     for e in map(fill, expected):
         assert e in lines[0], (e, lines[0])
     assert _tree(inputs) == before, f"created: {sorted(_tree(inputs) - before)}"
-    assert took < SLOW_S * (2 if os.environ.get("CI_SLOW") else 1), f"{took:.1f} s: checked after heavy loading"
+    assert took < limit * (2 if os.environ.get("CI_SLOW") else 1), f"{took:.1f} s: checked after heavy loading"
 
 
 # ---- nexus.checks, function by function ----------------------------------------------------------------------

@@ -70,6 +70,11 @@ def documentation() -> list[Path]:
     return [ROOT / "README.md", *(p for p in linked_pages() if p.is_file())]
 
 
+def installs(words: list[str]) -> bool:
+    """The install steps (a virtualenv, pip, apt-get) are CI's own (.ci/run does them), not run here."""
+    return "pip" in words[:2] or words[0] in ("apt-get", ".", "source") or words[:3] == ["python", "-m", "venv"]
+
+
 def readme_commands() -> list[tuple[dict, str]]:
     """(environment, command) for each command in the ```bash blocks of the documentation (README.md, then the
     pages, in documentation()'s order), continuations joined, `export` lines applied to the commands after them in
@@ -89,7 +94,7 @@ def readme_commands() -> list[tuple[dict, str]]:
             while words:            # `a && b`: two commands; `pip`/`apt-get install` are CI's install step, not run here
                 part, words = (words[:words.index("&&")], words[words.index("&&") + 1:]) if "&&" in words \
                     else (words, [])
-                if "pip" not in part[:2] and part[0] != "apt-get":
+                if not installs(part):
                     out.append((dict(env), shlex.join(part)))
     return out
 

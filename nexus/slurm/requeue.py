@@ -53,7 +53,29 @@ def requeue_job(job: str) -> None:
           file=sys.stderr, flush=True)
 
 
-class RequeueOnSignal(Callback):
+class _Handlers(Callback):
+    """Our handler for each stop signal while a run is on; the previous ones back when it ends (Lightning skips
+    the teardown hooks when a run raises, so on_exception restores them too)."""
+    handler_name = "_flag"
+
+    def _install(self) -> None:
+        handler = getattr(self, self.handler_name)
+        for s in self.signals:
+            previous = signal.signal(s, handler)
+            if previous != handler and s not in self._previous:
+                self._previous[s] = previous
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self.active = False
+        for s, previous in self._previous.items():
+            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "")
+
+
+class RequeueOnSignal(_Handlers):
     def __init__(self, dirpath: str | Path, signals: tuple[int, ...] = tuple(EXIT_CODES)):
         self.dirpath, self.signals = Path(dirpath), signals
         self.received, self.saved, self.active, self._previous = 0, None, False, {}
@@ -74,12 +96,6 @@ class RequeueOnSignal(Callback):
                   + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), file=sys.stderr,
                   flush=True)
 
-    def _install(self) -> None:
-        for s in self.signals:
-            previous = signal.signal(s, self._flag)
-            if previous is not self._flag and s not in self._previous:
-                self._previous[s] = previous
-
     def setup(self, trainer, pl_module, stage: str) -> None:
         self.active = True
         self._install()
@@ -87,11 +103,6 @@ class RequeueOnSignal(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._install()                  # over Lightning's SIGTERM handler, registered after setup
 
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        self.active = False
-        for s, previous in self._previous.items():
-            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
-        self._previous = {}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if batch_idx % trainer.accumulate_grad_batches:
@@ -115,10 +126,11 @@ class RequeueOnSignal(Callback):
         raise Requeued(code)
 
 
-class StopOnSignal(Callback):
+class StopOnSignal(_Handlers):
     """Stop signals in prediction (tools/sample.py): drop the video in progress now, exit with the signal's code,
     requeue under SLURM (module docstring). A 14B video takes half an hour: finishing it would outlast SLURM's
     grace period (KillWait, 30 s by default)."""
+    handler_name = "_stop"
 
     def __init__(self, signals: tuple[int, ...] = tuple(EXIT_CODES)):
         self.signals, self.active, self._previous, self.received = signals, False, {}, 0
@@ -135,12 +147,6 @@ class StopOnSignal(Callback):
               file=sys.stderr, flush=True)
         raise Requeued(code)
 
-    def _install(self) -> None:
-        for s in self.signals:
-            previous = signal.signal(s, self._stop)
-            if previous is not self._stop and s not in self._previous:
-                self._previous[s] = previous
-
     def setup(self, trainer, pl_module, stage: str) -> None:
         self.active, self.global_zero = True, trainer.is_global_zero
         self._install()
@@ -148,8 +154,3 @@ class StopOnSignal(Callback):
     def on_predict_start(self, trainer, pl_module) -> None:
         self._install()                  # over Lightning's SIGTERM handler (which only logs), registered after setup
 
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        self.active = False
-        for s, previous in self._previous.items():
-            signal.signal(s, previous if previous is not None else signal.SIG_DFL)
-        self._previous = {}
