@@ -38,6 +38,7 @@ EXECUTE = (
     "python tools/convert.py tiny-bundle",
     "python tools/convert.py omnivideo --bundle runs/.tiny_release",
     "python tools/sample.py recipe=lumos_nexus_release small.export=exports/tiny_release",
+    "python tools/compare.py runs/tiny/samples/small_only runs/tiny/samples/upfb",
 )
 
 # executed commands that use what an earlier executed one made: (the later one, the one it needs first)
@@ -51,6 +52,8 @@ DEPENDS = (
     ("python tools/convert.py omnivideo --bundle runs/.tiny_release", "python tools/convert.py tiny-bundle"),
     ("python tools/sample.py recipe=lumos_nexus_release small.export=exports/tiny_release",
      "python tools/convert.py omnivideo --bundle runs/.tiny_release"),
+    ("python tools/compare.py runs/tiny/samples/small_only runs/tiny/samples/upfb",
+     "python tools/sample.py prompt=a red square moves from left to right bridge.strategy=small_only"),
 )
 
 

@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=checks.positive_int, default=3)
     p.add_argument("--context-len", type=checks.positive_int, default=2560,
                    help="the small generator's context length (sampling.context_len; default 2560)")
-    p.add_argument("--attention", default=None, help="diffusers attention backend (README 'Speed'); default SDPA")
+    p.add_argument("--attention", default=None, help="diffusers attention backend (docs/training.md, 'Speed options'); default SDPA")
     p.add_argument("--compile", action="store_true", help="regional torch.compile of both generators")
     p.add_argument("--small-device", default=None,
                    help="the small generator on this device (e.g. cuda:1), its forward concurrent with the large one's")

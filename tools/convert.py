@@ -1,4 +1,4 @@
-"""Convert released checkpoints to nexus's layout (README "Run the released model").
+"""Convert released checkpoints to nexus's layout (docs/released-model.md).
 
   python tools/convert.py omnivideo --bundle /models/OmniVideo11B --out exports/lumos-nexus
       the OmniVideo11B bundle (Hugging Face howellyoung1/OmniVideo11B, as downloaded) -> a nexus export that

@@ -5,7 +5,7 @@ Examples:
   python tools/evaluate.py videos=runs/nexus_wan14b/samples/upfb metrics.networks.clip=/models/clip-vit-base-patch32
 
 Prompts come from manifest=, else the folder's prompts.jsonl (tools/sample.py writes it), else the file names.
-README, "Evaluation".
+docs/evaluation.md.
 """
 import sys
 from pathlib import Path

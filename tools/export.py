@@ -1,4 +1,4 @@
-"""Export the trainable weights of a stage-1 checkpoint (README, "Export").
+"""Export the trainable weights of a stage-1 checkpoint (docs/export.md).
 
   python tools/export.py runs/tiny/default/checkpoints/last.ckpt exports/tiny [--dtype bf16] [--overwrite]
       safetensors in nexus's layout: connector/, transformer/ (or transformer_lora/), nexus.json

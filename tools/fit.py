@@ -7,7 +7,7 @@ Examples:
   python tools/fit.py -m recipe=tiny model.lr=1e-3,1e-4 run.name=lr # a sweep: runs/tiny/lr/model.lr=0.001, ...
 
 Re-running the same command resumes its run (runs/<recipe>/<run.name>); run.resume=never starts afresh and
-moves the old run aside. README, "Training".
+moves the old run aside. docs/training.md.
 """
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""The shapes lab: the paper's central result at CPU scale, every network trained here (README "Shapes lab").
+"""The shapes lab: the paper's central result at CPU scale, every network trained here (docs/lab.md).
 
   python tools/lab.py                        # every stage in order; finished stages are skipped (resumable)
   python tools/lab.py --stage generators     # one stage (the stages before it must have run)
@@ -20,7 +20,7 @@ from nexus.lab.run import SCALES, STAGES, Lab  # noqa: E402
 def parser() -> argparse.ArgumentParser:
     p = checks.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default="runs/lab", help="the lab's folder (default runs/lab)")
-    p.add_argument("--scale", choices=sorted(SCALES), default="full", help="full (the README's figures) or ci")
+    p.add_argument("--scale", choices=sorted(SCALES), default="full", help="full (the figures in docs/lab.md) or ci")
     p.add_argument("--stage", action="append", choices=STAGES, help="run only this stage (repeatable)")
     p.add_argument("--seeds", type=checks.positive_int, help="number of sampling seeds (default: 3 at full scale)")
     p.add_argument("--logger", choices=("csv", "wandb", "none"), default="csv",

@@ -1,5 +1,5 @@
 """Memory plan without a GPU: what each GPU would hold for a fit or a sampling config, phase by phase, and
-whether it fits (README "Memory plan"). The first argument picks the tool whose config is planned; the rest are
+whether it fits (docs/memory-plan.md). The first argument picks the tool whose config is planned; the rest are
 that tool's overrides. fit.py, sample.py and watch_eval.py make the same plan before loading any weights on a
 GPU, and refuse a config that does not fit with the changes that would.
 

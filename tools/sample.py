@@ -8,7 +8,7 @@ Examples:
 
 Videos go to runs/<recipe>/samples/<run.name> (run.name defaults to the strategy) with prompts.jsonl and
 samples.json (what made them); a folder made with other settings is refused (overwrite=true, or another
-run.name). README, "Sampling with UPFB".
+run.name). docs/sampling.md.
 """
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Submit a stage-1 training job (or the checkpoint watcher) to SLURM (README, "SLURM").
+"""Submit a stage-1 training job (or the checkpoint watcher) to SLURM (docs/slurm.md).
 
   python tools/submit.py recipe=omni_wan13b nodes=4 gpus_per_node=8 time=48:00:00 partition=gpu [--dry-run]
   python tools/submit.py job=watch_eval recipe=omni_wan13b run.name=first partition=gpu

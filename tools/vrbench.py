@@ -1,4 +1,4 @@
-"""VR-Bench: judge videos with a local VLM and score them; compare runs (README "VR-Bench").
+"""VR-Bench: judge videos with a local VLM and score them; compare runs (docs/evaluation.md, "VR-Bench").
 
   # judge a folder of <case id>.mp4 (e.g. tools/sample.py prompt_file=data/vrbench output), reference protocol
   python tools/vrbench.py evaluate --videos runs/nexus/samples/upfb --judge /models/Qwen3-VL-30B-A3B-Instruct \\

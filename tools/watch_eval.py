@@ -5,7 +5,7 @@ Examples:
   python tools/watch_eval.py recipe=tiny run_dir=runs/tiny/default once=true logger=csv # what is there now
 
 Results: <run_dir>/eval_watch/step<N>/scores.{json,md}, logged at step N; done.json makes a restart skip what is
-done. README, "As a separate job".
+done. docs/evaluation.md, "As a separate job".
 """
 import sys
 from pathlib import Path

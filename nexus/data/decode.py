@@ -6,7 +6,7 @@ tests/test_decode.py):
               into one tensor; it releases the GIL, so decode threads run in parallel.
   pyav        PyAV frame by frame.
 Both resize with torch (uint8, antialiased bilinear) when the clip is not at the training size.
-tools/bench_data.py measures both against bare loops of PyAV, torchcodec and decord (the README has the table):
+tools/bench_data.py measures both against bare loops of PyAV, torchcodec and decord (docs/data.md has the table):
 on footage-like 480p clips the loader gives 1.37x PyAV's clips/s with torchcodec at 1 worker, 1.17x at 2.
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ def resize_center_crop(frames: np.ndarray | torch.Tensor, height: int, width: in
     """uint8 (T, H0, W0, 3) -> uint8 (T, height, width, 3): scale to cover (antialiased bilinear), then centre crop.
     The resize stays uint8 and channels-last, torch's vectorised path: 0.06 s for 81 frames 480x832 -> 352x610 on
     one core, against 0.85 s through float and 0.29 s for torchcodec's resize inside FFmpeg (within 1 grey level
-    of both; tools/bench_data.py, README)."""
+    of both; tools/bench_data.py, docs/data.md)."""
     x = torch.as_tensor(frames)
     h0, w0 = x.shape[1:3]
     size = cover(h0, w0, height, width)

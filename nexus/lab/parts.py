@@ -28,7 +28,7 @@ UMT5 = dict(vocab_size=VOCAB, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_h
 VAE = dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, scale_factor_spatial=8,
            scale_factor_temporal=4)
 # a 2-layer 64-d small generator never followed plain captions here (plain score 27-39%, most samples broken,
-# with 1,500 or 3,000 steps, lr 1e-3 or 3e-3); the 4-layer 128-d one does (README "Shapes lab")
+# with 1,500 or 3,000 steps, lr 1e-3 or 3e-3); the 4-layer 128-d one does (docs/lab.md)
 SMALL = dict(patch_size=(1, 2, 2), num_attention_heads=8, attention_head_dim=16, in_channels=16, out_channels=16,
              text_dim=64, freq_dim=64, ffn_dim=256, num_layers=4, rope_max_seq_len=32)
 LARGE = dict(SMALL, num_attention_heads=10, num_layers=6, ffn_dim=320)

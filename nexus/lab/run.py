@@ -1,4 +1,4 @@
-"""The shapes lab, stage by stage (README "Shapes lab"). Each stage writes `<root>/stages/<name>.json` when it
+"""The shapes lab, stage by stage (docs/lab.md). Each stage writes `<root>/stages/<name>.json` when it
 has finished (what it made, its settings, how long it took); a rerun skips the finished stages whose settings
 are unchanged and redoes the rest, so a killed lab resumes (a killed training resumes from its last checkpoint,
 as tools/fit.py always does). The generators and stage 1 train through tools/fit.py, are exported by
@@ -343,7 +343,7 @@ def losses(run: Path) -> dict:
 
 def ship_vae(trained: Path, command: str, dest: Path = SHIPPED_VAE) -> Path:
     """Copy a VAE the lab trained (<root>/parts/vae) into the repository's data/lab/vae with the sha256 of each
-    file and how it was made, so a fresh lab can start from it (README "Shapes lab")."""
+    file and how it was made, so a fresh lab can start from it (docs/lab.md)."""
     info = json.loads((Path(trained) / "lab.json").read_text())
     if dest.exists():
         shutil.rmtree(dest)

@@ -10,7 +10,7 @@ reasoning  names one attribute by knowledge instead ("a circle the colour of a c
 Scenes are split once, by attribute combination: the held-out combinations (`split`) never appear in any
 training set, in either caption kind, so every test prompt is new to every network.
 Images are single frames (num_frames=1, Wan's text-to-image path): the lab's VAE trains at ~0.2 s per batch of
-8 at 64x64 on one frame but ~1.8 s on 9-frame clips on the 2-core CPU (README "Shapes lab"), so clips would not
+8 at 64x64 on one frame but ~1.8 s on 9-frame clips on the 2-core CPU (docs/lab.md), so clips would not
 fit the lab's time budget.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Speed options of the Wan generators, the same for training and sampling (README "Speed"):
+"""Speed options of the Wan generators, the same for training and sampling (docs/training.md, "Speed options"):
 
   attention  diffusers' attention backend (ModelMixin.set_attention_backend): null keeps diffusers' default
              (torch's scaled_dot_product_attention); e.g. _native_cudnn, _native_flash, flash (the flash-attn

@@ -117,7 +117,7 @@ def refuse(plan: Plan, fixes: list[str], where: str) -> None:
         return
     phase, peak = plan.peak
     how = ("these changes fit, by the same plan:\n  " + "\n  ".join(fixes)) if fixes else \
-        "no single change tried fits: see the table and README 'Memory plan'"
+        "no single change tried fits: see the table and docs/memory-plan.md"
     raise MemoryPlanError(f"{where} needs {peak / GIB:.1f} GiB per GPU ({phase}) but {plan.gpu} has "
                           f"{plan.capacity / GIB:.1f} GiB.\n{plan.table()}\n{how}\n"
                           f"(plan.gpu=off skips this check)")

@@ -246,7 +246,7 @@ class AlignmentModule(L.LightningModule):
         drop = torch.rand(b, generator=g_cpu) < self.hparams.cfg_dropout
         if self.hparams.umt5_dropout:
             # the UMT5 half alone also replaced: on prompts UMT5 already describes, the generator otherwise has no
-            # need to read the connector's tokens (README "Shapes lab": with UMT5 present it does not)
+            # need to read the connector's tokens (docs/lab.md: with UMT5 present it does not)
             drop_umt5 = drop | (torch.rand(b, generator=g_cpu) < self.hparams.umt5_dropout)
         else:
             drop_umt5 = drop

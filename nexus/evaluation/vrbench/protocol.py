@@ -3,7 +3,7 @@
 generation settings. The prompt wording is benchmark data, like the case files: `data/vrbench/prompts/<DIM>.txt`
 (string.Template placeholders), filled from the case's fields exactly as the reference fills its f-string.
 
-Known differences that remain (README "VR-Bench"): frames are decoded with PyAV (the reference: decord), the
+Known differences that remain (docs/evaluation.md, "VR-Bench"): frames are decoded with PyAV (the reference: decord), the
 judge runs with the transformers default attention (the reference: flash_attention_2), and the case loader
 strips surrounding whitespace from `prompt_en` and question texts (the public files have none).
 """
