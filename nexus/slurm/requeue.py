@@ -55,7 +55,8 @@ def requeue_job(job: str) -> None:
 
 class _Handlers(Callback):
     """Our handler for each stop signal while a run is on; the previous ones back when it ends (Lightning skips
-    the teardown hooks when a run raises, so on_exception restores them too)."""
+    the teardown hooks when a run raises, so on_exception restores them too; and its own teardown may put ours
+    back, which then pass each signal on)."""
     handler_name = "_flag"
 
     def _install(self) -> None:
@@ -66,13 +67,22 @@ class _Handlers(Callback):
                 self._previous[s] = previous
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
+        # _previous is kept: Lightning's own teardown puts back the handlers it found when the run started (ours),
+        # and an inactive handler of ours passes the signal on to them
         self.active = False
         for s, previous in self._previous.items():
             signal.signal(s, previous if previous is not None else signal.SIG_DFL)
-        self._previous = {}
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self.teardown(trainer, pl_module, "")
+
+    def _pass_on(self, signum, frame) -> None:
+        """A signal outside the run goes to the handler that was there before it (Ctrl-C is Ctrl-C again)."""
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        if callable(previous):
+            return previous(signum, frame)
+        signal.signal(signum, previous or signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 class RequeueOnSignal(_Handlers):
@@ -82,12 +92,7 @@ class RequeueOnSignal(_Handlers):
 
     def _flag(self, signum, frame) -> None:
         if not self.active:              # outside training: whatever was there before
-            previous = self._previous.get(signum, signal.SIG_DFL)
-            if callable(previous):
-                return previous(signum, frame)
-            signal.signal(signum, previous or signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
+            return self._pass_on(signum, frame)
         if signum == signal.SIGINT and self.received == signal.SIGINT:
             raise Requeued(EXIT_CODES[signal.SIGINT])    # Ctrl-C twice: now, without a save (not Lightning's exit 1)
         if not self.received:
@@ -137,7 +142,7 @@ class StopOnSignal(_Handlers):
 
     def _stop(self, signum, frame) -> None:
         if not self.active:
-            return
+            return self._pass_on(signum, frame)
         self.received = signum
         job, code, name = job_id(), EXIT_CODES[signum], signal.Signals(signum).name
         if job and self.global_zero:
