@@ -4,7 +4,7 @@ the value, exit code 2, no traceback, before anything heavy loads, and nothing i
 
 CASES is the table: add a row with case([tool, args...], "expected", "fragments", id="...") (`{tmp}` is the
 folder of the inputs below, also the command's working directory, so a default output lands there and would be
-seen). Then the unit tests of nexus/checks.py.
+seen; `{wan}`, `{wan_large}`, `{vlm}`: the tiny models). Then the unit tests of nexus/checks.py.
 """
 import argparse
 import json
@@ -202,7 +202,8 @@ CASES = [
          "set data.kind=raw", late=True, id="fit-features-on-raw-shards"),
     case(["tools/fit.py", *TINY, "+data.buckets=[{num_frames:9}]"], "data.buckets=", "batch_size", late=True,
          id="fit-bucket-missing-keys"),
-    case(["tools/sample.py", "prompt=" + "a " * 600, *TINY], "UMT5 tokens, more than sampling.text_len=512",
+    case(["tools/sample.py", "prompt=" + "a " * 600, *TINY, "paths.small={wan}", "paths.large={wan_large}",
+          "paths.vlm={vlm}", "paths.tiny_models=null"], "UMT5 tokens, more than sampling.text_len=512",
          "sampling.truncate_prompts=true", late=True, id="sample-prompt-too-long"),
     case(["tools/sample.py", "prompt=x", *TINY, "sampling.num_steps=300"], "sampling.num_steps=300",
          "use at most 200 steps", late=True, id="sample-steps-past-distinct-timesteps"),
@@ -241,8 +242,11 @@ def _tree(folder: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("args,expected,code,limit", CASES)
-def test_misuse_is_one_line_and_creates_nothing(inputs, args, expected, code, limit):
-    fill = lambda s: s.replace("{tmp}", str(inputs))      # noqa: E731
+def test_misuse_is_one_line_and_creates_nothing(inputs, tiny_models, args, expected, code, limit):
+    def fill(s: str) -> str:             # {tmp}: the inputs' folder; {wan}, {wan_large}, {vlm}: the tiny models
+        for k, v in {"tmp": inputs, **tiny_models}.items():
+            s = s.replace(f"{{{k}}}", str(v))
+        return s
     command = [str(ROOT / fill(args[0])), *map(fill, args[1:])]
     before = _tree(inputs)
     t0 = time.monotonic()
