@@ -50,7 +50,10 @@ def _subset(state: dict, prefix: str, dtype: torch.dtype) -> dict[str, torch.Ten
     return {k[len(prefix):]: v.to(dtype).contiguous() for k, v in state.items() if k.startswith(prefix)}
 
 
-def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", overwrite: bool = False) -> Path:
+def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", overwrite: bool = False,
+                      large: str | None = None) -> Path:
+    """A stage-1 checkpoint -> an export folder; a connector export is also a LumosNexusPipeline folder
+    (model_index.json naming the run's Wan and VLM folders and, when given, the `large` generator)."""
     out = Path(out)
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
@@ -88,7 +91,14 @@ def export_checkpoint(ckpt: str | Path, out: str | Path, dtype: str = "bf16", ov
             shutil.copytree(Path(meta["init_from"]) / "extras", tmp / "extras")
         if init:
             info["init_from"] = str(Path(meta["init_from"]).resolve())
+        hp = state.get("hyper_parameters") or {}
+        for key in ("vlm_path", "instruction"):         # what the pipeline needs to encode prompts as the run did
+            if hp.get(key) and key not in info and info["conditioning"] == "connector":
+                info[key] = str(hp[key])
         (tmp / "nexus.json").write_text(json.dumps(info, indent=2))
+        if info["conditioning"] == "connector":
+            from nexus.pipelines.folder import export_index
+            export_index(tmp, info, str(Path(large).resolve()) if large else None)
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
             shutil.rmtree(out)

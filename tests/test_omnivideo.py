@@ -265,8 +265,8 @@ def test_the_release_null_conditions_and_prompt_recipe_reach_the_sampler(bundle,
     m = BridgeModule(info["wan_path"], f"{bundle}/Wan2.1-T2V-14B", "/tmp/unused", export=str(export),
                      vlm_path=info["vlm_path"], num_frames=9, height=32, width=32, num_steps=2, dtype="fp32")
     m.configure_model()
-    assert m.encoders.prompt_recipe == "vila_llama3" and m.encoders.vlm.dtype == torch.float16
-    cs, cs0, cl, cl0 = m.contexts(["a cat"])
+    assert m.pipe.config.prompt_recipe == "vila_llama3" and m.pipe.vlm.dtype == torch.float16
+    cs, cs0, cl, cl0 = m.pipe.encode_prompt(["a cat"])
     null = load_file(f"{export}/null.safetensors")
     t = null["umt5"].shape[0]
     assert torch.equal(cl0[0, :t], null["umt5"]) and cl0[0, t:].abs().sum() == 0    # the file, not the empty prompt

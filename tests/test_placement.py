@@ -11,7 +11,7 @@ from helpers import ROOT  # noqa: F401  (sys.path for nexus)
 from nexus.data.video import decode_mp4
 from nexus.inference.launch import sample
 from nexus.inference.module import BridgeModule
-from nexus.inference.placement import resident
+from nexus.pipelines.placement import resident
 from test_sample import base, compose_sample, stage1_ckpt, stage1_export  # noqa: F401  (fixtures)
 
 
@@ -44,15 +44,6 @@ def a14b(tmp_path, tiny_models):
     return folder
 
 
-class Recording(BridgeModule):
-    """BridgeModule that records its expert swaps (the real swap still runs)."""
-    swaps: list = []
-
-    def swap_expert(self, model):
-        Recording.swaps.append("large" if model is self.large else "large_2")
-        super().swap_expert(model)
-
-
 def test_every_placement_writes_the_same_videos(tmp_path, tiny_models, a14b, stage1_export):
     videos = {}
     for offload, encoders, small_device in (("none", "device", "same"), ("model", "device", "same"),
@@ -70,15 +61,21 @@ def test_every_placement_writes_the_same_videos(tmp_path, tiny_models, a14b, sta
 
 
 def test_the_experts_take_turns_under_model_offload(tmp_path, tiny_models, a14b):
-    Recording.swaps = []
-    m = Recording(tiny_models["wan"], str(a14b), str(tmp_path / "o"), num_frames=5, height=32, width=32,
-                  num_steps=4, dtype="fp32", bridge={"strategy": "large_only"}, progress=False)
+    m = BridgeModule(tiny_models["wan"], str(a14b), str(tmp_path / "o"), num_frames=5, height=32, width=32,
+                     num_steps=4, dtype="fp32", bridge={"strategy": "large_only"}, progress=False)
     m.configure_model()
+    placement, swaps = m.placement(), []
+    real = placement.swap
+
+    def recording(pipe, model):           # the real swap still runs
+        swaps.append("large" if model is pipe.transformer else "large_2")
+        real(pipe, model)
+    placement.swap = recording
     from nexus.inference.prompts import Prompt
     m.predict_step([Prompt("a", "a cat")])
     # boundary 0.875 x 1000: the first expert above timestep 875, the second below; each swap call is one step
-    assert Recording.swaps[0] == "large" and Recording.swaps[-1] == "large_2"
-    assert Recording.swaps == sorted(Recording.swaps, key=["large", "large_2"].index)     # one hand-over
+    assert len(swaps) == 4 and swaps[0] == "large" and swaps[-1] == "large_2"
+    assert swaps == sorted(swaps, key=["large", "large_2"].index)     # one hand-over
 
 
 def test_offload_is_not_a_setting_of_the_folder(tmp_path, tiny_models):

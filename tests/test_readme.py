@@ -78,13 +78,19 @@ def installs(words: list[str]) -> bool:
     return "pip" in words[:2] or words[0] in ("apt-get", ".", "source") or words[:3] == ["python", "-m", "venv"]
 
 
+PYTHON = "# python\n"      # marks a ```python block among the commands: run when it needs no GPU and no real weights
+
+
 def readme_commands() -> list[tuple[dict, str]]:
     """(environment, command) for each command in the ```bash blocks of the documentation (README.md, then the
     pages, in documentation()'s order), continuations joined, `export` lines applied to the commands after them in
-    the block, comments dropped."""
+    the block, comments dropped; each ```python block is one command, PYTHON + its code."""
     text = "\n".join(p.read_text() for p in documentation())
     out = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for language, block in re.findall(r"```(bash|python)\n(.*?)```", text, re.S):
+        if language == "python":         # a Python example, whole (PYTHON)
+            out.append(({}, PYTHON + block))
+            continue
         env = {}
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
             line = line.strip()
@@ -166,6 +172,8 @@ def scratch_repo(tmp_path: Path) -> Path:
 
 
 def _executed(command: str) -> bool:
+    if command.startswith(PYTHON):
+        return False
     return any(" ".join(shlex.split(command)).startswith(p) for p in EXECUTE)
 
 
@@ -235,6 +243,19 @@ def test_every_readme_command_runs_or_dry_runs(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "NEXUS_WAN_PATH": "", "NEXUS_VLM_PATH": ""}
     executed, dry = [], []
     for block_env, command in readme_commands():
+        if command.startswith(PYTHON):          # tiny examples run as a script in the scratch repo; others compile
+            code = command[len(PYTHON):]
+            if "cuda" in code or "exports/lumos-nexus" in code or "/models/" in code:
+                compile(code, "<documentation>", "exec")
+                dry.append(code)
+                continue
+            script = work / f"example_{len(executed)}.py"
+            script.write_text(code)
+            r = subprocess.run([sys.executable, script.name], cwd=work, env=env, capture_output=True, text=True,
+                               timeout=600)
+            assert r.returncode == 0, f"{code}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+            executed.append((block_env, code))
+            continue
         if _executed(command):
             if (block_env, command) in executed:          # the same command again (README, then its page): done
                 continue
@@ -256,5 +277,7 @@ def test_every_readme_command_runs_or_dry_runs(tmp_path):
     assert (work / "runs/tiny/samples/trained/samples.json").is_file()
     assert (work / "runs/tiny/samples/upfb/eval/scores.json").is_file()
     assert (work / "exports/tiny/connector/model.safetensors").is_file()
+    assert (work / "tiny-upfb.mp4").is_file() and (work / "tiny-large_only.mp4").is_file()     # the pipeline example
+    assert (work / "exports/tiny_pipeline/model_index.json").is_file()
     assert (work / "exports/tiny_release/nexus.json").is_file()
     assert len(list((work / "runs/lumos_nexus_release/samples/upfb").glob("*.mp4"))) == 1

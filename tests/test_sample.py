@@ -147,6 +147,13 @@ def test_prompts_spread_over_two_processes(tmp_path, tiny_models):
     assert sorted(p.name for p in out.glob("*.mp4")) == ["case_0.mp4", "case_1.mp4", "case_2.mp4"]
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in r.stderr + r.stdout    # the second rank ran
     assert len(json.loads((out / "samples.json").read_text())["launches"]) == 1             # recorded once
+    one = subprocess.run([sys.executable, "tools/sample.py", f"prompt_file={prompts}", "trainer.devices=1",
+                          "trainer.accelerator=cpu", *base(tmp_path, tiny_models)[:-1], "sampling.progress=false",
+                          "run.name=one"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    for name in ("case_0", "case_1", "case_2"):      # the same videos as one process (x264's bytes vary run to run)
+        a, b = (decode_mp4(d / f"{name}.mp4").astype(int) for d in (out, out.parent / "one"))
+        assert a.shape == b.shape and np.abs(a - b).mean() < 1 and np.abs(a - b).max() <= 24, name
 
 
 def test_wan22_style_large_folder_uses_both_experts(tmp_path, tiny_models):
@@ -159,7 +166,7 @@ def test_wan22_style_large_folder_uses_both_experts(tmp_path, tiny_models):
     m = BridgeModule(tiny_models["wan"], str(a14b), str(tmp_path / "o"), num_frames=5, height=32, width=32,
                      dtype="fp32", bridge={"strategy": "large_only"})
     m.configure_model()
-    assert m.large_2 is not None and m.boundary_ratio() == 0.875
+    assert m.large_2 is not None and m.pipe.config.boundary_ratio == 0.875
     two = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a cat", f"paths.large={a14b}",
                                       "bridge.strategy=large_only", "run.name=a14b")))
     one = sample(compose_sample(*base(tmp_path, tiny_models, "prompt=a cat", "bridge.strategy=large_only",

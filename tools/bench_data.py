@@ -15,52 +15,29 @@ import statistics
 import sys
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nexus import checks  # noqa: E402
+from nexus.data.anchors import ANCHORS, bare_pyav, bare_worker  # noqa: E402
 from nexus.shapes import check_clip_shape  # noqa: E402
 
 
 def load_libraries() -> None:
     """The data stack (torch, the decoders, Lightning), imported once the flags are checked."""
-    global WORKER_TYPES, ShardDataModule, DECODERS, check_decoder, load_clip, threads_per_decode, usable_cores
+    global WORKER_TYPES, ShardDataModule, DECODERS, worker_context, check_decoder, load_clip, threads_per_decode
+    global usable_cores
     global footage_samples, ShardIndex, expand_shards, write_shards, synthetic_samples
     from nexus.data.datamodule import WORKER_TYPES, ShardDataModule
     from nexus.data.decode import DECODERS, check_decoder, load_clip, threads_per_decode, usable_cores
+    from nexus.data.video import worker_context
     from nexus.data.footage import footage_samples
     from nexus.data.shards import ShardIndex, expand_shards, write_shards
     from nexus.data.synthetic import synthetic_samples
 
 
-# the bare loops: the first `frames` frames of a clip as RGB, nothing else (each library's plain use)
-def bare_pyav(data: bytes, frames: int, threads: int, convert: bool = True) -> None:
-    import av
-    with av.open(BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
-        for k, frame in enumerate(container.decode(stream)):
-            if convert:
-                frame.to_ndarray(format="rgb24")
-            if k + 1 == frames:
-                break
-
-
-def bare_torchcodec(data: bytes, frames: int, threads: int) -> None:
-    from torchcodec.decoders import VideoDecoder
-    VideoDecoder(data, dimension_order="NHWC", num_ffmpeg_threads=threads).get_frames_in_range(0, frames)
-
-
-def bare_decord(data: bytes, frames: int, threads: int) -> None:
-    import decord
-    decord.VideoReader(BytesIO(data), ctx=decord.cpu(0), num_threads=threads).get_batch(list(range(frames)))
-
-
 PLURAL = {"thread": "threads", "process": "processes"}
-ANCHORS = {"pyav": bare_pyav, "torchcodec": bare_torchcodec, "decord": bare_decord}
 
 
 def missing(name: str) -> str | None:
@@ -75,22 +52,12 @@ def missing(name: str) -> str | None:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
 
 
-def _bare_worker(name, clips, frames, threads, barrier, out):
-    fn = ANCHORS[name]
-    fn(clips[0], frames, threads)                              # warm: libraries loaded, caches filled
-    barrier.wait()
-    t0 = time.perf_counter()
-    for data in clips:
-        fn(data, frames, threads)
-    out.put((t0, time.perf_counter()))
-
-
 def bare_rate(name: str, mp4s: list[bytes], frames: int, workers: int, n: int, threads: int) -> float:
     """clips/s of `workers` processes running the bare loop together over n clips in all."""
-    ctx = mp.get_context("fork")
+    ctx = worker_context()          # not a fork of this process, which has decoded (nexus.data.video)
     barrier, out = ctx.Barrier(workers), ctx.Queue()
     share = [[mp4s[i % len(mp4s)] for i in range(w, n, workers)] for w in range(workers)]
-    procs = [ctx.Process(target=_bare_worker, args=(name, share[w], frames, threads, barrier, out))
+    procs = [ctx.Process(target=bare_worker, args=(name, share[w], frames, threads, barrier, out))
              for w in range(workers)]
     for p in procs:
         p.start()

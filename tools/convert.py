@@ -29,6 +29,8 @@ def main(argv=None) -> None:
     o.add_argument("--out", required=True, help="the export folder to write")
     o.add_argument("--overwrite", action="store_true")
     o.add_argument("--no-hash", action="store_true", help="skip the sha256 of the source files in nexus.json")
+    o.add_argument("--large", help="the large generator the pipeline folder names (default: <bundle>/Wan2.1-T2V-14B "
+                                   "when it exists)")
     t = sub.add_parser("tiny-bundle", help="a tiny random bundle in the release's layout, to try the commands")
     t.add_argument("--out", required=True)
     t.add_argument("--seed", type=int, default=0)
@@ -36,7 +38,7 @@ def main(argv=None) -> None:
     checks.output_folder("--out", a.out)
     if a.kind == "omnivideo":
         from nexus.convert.omnivideo import convert_bundle
-        out = convert_bundle(a.bundle, a.out, overwrite=a.overwrite, hash_files=not a.no_hash)
+        out = convert_bundle(a.bundle, a.out, overwrite=a.overwrite, hash_files=not a.no_hash, large=a.large)
         print(f"converted {a.bundle} -> {out}")
     else:
         from nexus.convert.tiny_bundle import write_tiny_bundle

@@ -1,7 +1,8 @@
 """Export the trainable weights of a stage-1 checkpoint (docs/export.md).
 
   python tools/export.py runs/tiny/default/checkpoints/last.ckpt exports/tiny [--dtype bf16] [--overwrite]
-      safetensors in nexus's layout: connector/, transformer/ (or transformer_lora/), nexus.json
+      safetensors in nexus's layout: connector/, transformer/ (or transformer_lora/), nexus.json, and a pipeline
+      index (model_index.json, scheduler/): LumosNexusPipeline.from_pretrained(out) loads it [--large <Wan 14B>]
   python tools/export.py runs/lumos_release_stage1/default/checkpoints/last.ckpt release-out --format omnivideo
       the release's layout (adapter/, vision_head/, transformer/model.pt, special_tokens/, unconditioned_context/,
       wan/wanxiang1_3b/), so the reference scripts and Omni-Video tooling load nexus-trained weights; the first
@@ -29,6 +30,9 @@ def check_paths(a) -> None:
                                     "pass a stage-1 checkpoint, e.g. runs/<recipe>/<run>/checkpoints/last.ckpt"
                                     + (", or an export folder (connector/, ...)" if a.format == "omnivideo" else ""))
     checks.output_folder("out", a.out)
+    if a.large and not Path(a.large).is_dir():
+        raise checks.UserError(f"--large={a.large}: no such folder; pass the large generator's folder (Wan2.1-T2V-14B "
+                               f"or Wan2.2-T2V-A14B)")
 
 
 def main(argv=None) -> None:
@@ -39,11 +43,13 @@ def main(argv=None) -> None:
     p.add_argument("--format", default="nexus", choices=["nexus", "omnivideo"])
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--large", help="the large generator folder the pipeline folder names (LumosNexusPipeline."
+                                   "from_pretrained(out) then loads it; else pass large= there)")
     a = p.parse_args(argv)
     check_paths(a)
     from nexus.export import export_checkpoint
     if a.format == "nexus":
-        out = export_checkpoint(a.checkpoint, a.out, a.dtype, a.overwrite)
+        out = export_checkpoint(a.checkpoint, a.out, a.dtype, a.overwrite, large=a.large)
     else:
         from nexus.convert.omnivideo_write import write_bundle
         src, out = Path(a.checkpoint), Path(a.out)

@@ -282,10 +282,12 @@ def _provenance(root: Path, progress: bool) -> dict:
 
 
 def convert_bundle(bundle: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True,
-                   hash_files: bool = True) -> Path:
+                   hash_files: bool = True, large: str | Path | None = None) -> Path:
     """OmniVideo11B bundle -> nexus export (connector/, transformer/ (diffusers), null.safetensors, extras/, nexus.json
     naming the bundle's frozen parts: wan_path (VAE, UMT5, tokenizer) and vlm_path). Written beside `out` and renamed
-    into place: whole or not at all."""
+    into place: whole or not at all. The export is a LumosNexusPipeline folder too, sampling as the release did (the
+    reference UniPC schedule), its large generator `large` (or <bundle>/Wan2.1-T2V-14B when that folder exists; else
+    from_pretrained(..., large=) names it)."""
     from nexus.convert import wan
     root, out = check_bundle(bundle), Path(out)
     if out.exists() and not overwrite:
@@ -355,4 +357,7 @@ def convert_bundle(bundle: str | Path, out: str | Path, overwrite: bool = False,
                                  for k, v in r["adapter_meta"].items()},
                 "keys": report, "files": _provenance(root, progress) if hash_files else None}
         (tmp / "nexus.json").write_text(json.dumps(info, indent=2))
+        large = large or (root / "Wan2.1-T2V-14B" if (root / "Wan2.1-T2V-14B").is_dir() else None)
+        from nexus.pipelines.folder import export_index
+        export_index(tmp, info, str(Path(large).resolve()) if large else None, scheduler="unipc_reference")
     return out

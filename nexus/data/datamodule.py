@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from nexus.data.clips import STARTS, clip_indices
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.decode import check_decoder, check_device, load_clip, preflight, shared_buffer, threads_per_decode
+from nexus.data.video import worker_context
 from nexus.data.stream import Bucket, SampleStream, ThreadedStream
 from nexus.errors import RunStopped
 from nexus.models.codec import to_model_video
@@ -247,4 +248,5 @@ class ShardDataModule(L.LightningDataModule):
             # an iterable of batches, not a DataLoader: Lightning would call its 0 worker processes a bottleneck
             return ThreadedStream(stream, self.num_workers)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0,
+                          multiprocessing_context=worker_context() if self.num_workers > 0 else None)

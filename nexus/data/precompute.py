@@ -22,6 +22,7 @@ from safetensors.torch import save as save_safetensors
 from torch.utils.data import DataLoader, Dataset
 
 from nexus.data.decode import check_decoder, preflight, threads_per_decode
+from nexus.data.video import worker_context
 from nexus.data.datamodule import DecodedShards
 from nexus.data.shards import ShardIndex, expand_shards
 from nexus.data.video import atomic_write
@@ -192,7 +193,7 @@ def precompute(shards, out_dir: str | Path, wan_path: str, vlm_path: str, num_fr
         clips = DecodedShards(index, "raw", num_frames, height, width, start="fixed", decoder=decoder,
                               threads=threads_per_decode("auto", num_workers))
         loader = DataLoader(PendingClips(clips, pending), batch_size=batch_size, collate_fn=_collate,
-                            num_workers=num_workers)
+                            num_workers=num_workers, multiprocessing_context=worker_context() if num_workers > 0 else None)
         trainer.predict(PrecomputeModule(encoders), loader, return_predictions=False)
     new = [e for k, e in read_index(out).items() if k not in before]
     return {"seen": len(index), "skipped": len(index) - len(pending), "written": len(new),

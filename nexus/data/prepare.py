@@ -19,7 +19,7 @@ import webdataset as wds
 from tqdm import tqdm
 
 from nexus.data.shards import ShardIndex
-from nexus.data.video import atomic_write, decode_mp4, encode_mp4
+from nexus.data.video import atomic_write, decode_mp4, encode_mp4, worker_context
 
 PREFIX = "shard"
 
@@ -176,7 +176,8 @@ def prepare_shards(videos: str | Path, manifest: str | Path, out: str | Path, mi
         seen.add(sample_key(row["path"]))
         jobs.append((str(videos), row, min_frames))
 
-    pool: Executor | None = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool: Executor | None = ProcessPoolExecutor(workers, mp_context=worker_context()) \
+        if workers > 1 else None
     try:
         run = pool.map if pool is not None else map
         good: list[dict] = []

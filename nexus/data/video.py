@@ -11,6 +11,7 @@ from typing import BinaryIO, Iterator
 import av
 import numpy as np
 
+
 CRF = 12  # near-lossless: training clips should carry codec artefacts as little as possible
 
 
@@ -85,3 +86,15 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 16, crf: i
     data = encode_mp4(frames, fps, crf)  # encode first: a failing encode never touches the folder
     with atomic_write(path) as f:
         f.write(data)
+
+
+def worker_context():
+    """How every process that decodes starts (data-loader workers, the prepare and bench pools): from a clean
+    forkserver, not a fork of a process that has decoded. A fork inherits FFmpeg's thread pools (PyAV's swscale
+    slice threads) without their threads, and a worker then waits forever on one of their locks (it hung this
+    project's suite; Python 3.14 makes forkserver Linux's default for such reasons). The server imports the data
+    stack once, so a worker starts in a fraction of a second instead of importing torch again."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["nexus.data.datamodule", "nexus.data.anchors"])   # torch, PyAV, Lightning
+    return ctx

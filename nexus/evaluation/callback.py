@@ -19,7 +19,10 @@ import torch.distributed as dist
 
 from nexus.data.video import decode_mp4
 from nexus.evaluation.run import logged_values, score_videos, suite_from_config, write_report
-from nexus.inference.module import BridgeModule, check_settings, load_large
+from nexus.inference.module import BridgeModule, check_settings
+from nexus.pipelines import LumosNexusPipeline
+from nexus.pipelines.parts import boundary_ratio, load_large
+from nexus.upfb.solver import make_scheduler
 from nexus.inference.prompts import Prompt, load_prompts
 from nexus.models.encoders import FrozenEncoders
 from nexus.models.speed import speed_up
@@ -92,22 +95,30 @@ class PeriodicEval(L.Callback):
                                                      hp.instruction, "cpu",
                                                      prompt_recipe=hp.get("prompt_recipe", "chat_template"))
             enc = self._encoders
-        bm.small, bm.connector, bm.encoders, bm.vae = pl_module.transformer, pl_module.connector, enc, enc.vae
-        bm.null = pl_module._null       # the run's own null conditions (the empty prompt's, or model.init_from's file)
-        # the training run's own models stay where training keeps them; the encoders stay on the device for the
-        # whole evaluation, not moved per prompt
-        bm.pinned = (bm.small, bm.connector, bm.vae, enc.umt5, enc.vlm)
-        enc.to(pl_module.device)
+        large = large_2 = None
         if self.strategy == "upfb":
             if pl_module.device.type == "cuda":
                 torch.cuda.empty_cache()       # the training step's cached blocks, before the large generator comes
             # in the dtype the training step computes in (bf16 under bf16-mixed), not in the fp32 of the trained
             # master weights: 4x the memory, and far slower on tensor cores
             large_dtype = precision_dtype(pl_module.trainer.precision) or dtype
-            bm.large, bm.large_2 = load_large(self.large_path, large_dtype)    # on the CPU: placed when used
-            for m in (bm.large, bm.large_2):
+            large, large_2 = load_large(self.large_path, large_dtype)    # on the CPU: placed when used
+            for m in (large, large_2):
                 if m is not None:          # the training run's attention backend (not its compilation: one use)
                     speed_up(m, hp.get("attention"))
+        # the pipeline over the training run's own models, which stay where training keeps them; the encoders stay
+        # on the device for the whole evaluation, not moved per prompt
+        bm.pipe = LumosNexusPipeline(
+            vae=enc.vae, tokenizer=enc.umt5_tokenizer, text_encoder=enc.umt5,
+            scheduler=make_scheduler(bm.hparams.scheduler, bm.hparams.shift), transformer=large, transformer_2=large_2,
+            transformer_small=pl_module.transformer, connector=pl_module.connector, vlm=enc.vlm,
+            vlm_tokenizer=enc.vlm_tokenizer, boundary_ratio=boundary_ratio(self.large_path) if large_2 is not None
+            else None, text_len=bm.hparams.text_len, context_len=hp.context_len, prompt_recipe=enc.prompt_recipe,
+            instruction=hp.instruction)
+        bm.pipe.null = pl_module._null  # the run's own null conditions (the empty prompt's, or model.init_from's file)
+        bm.pipe.set_progress_bar_config(disable=True)
+        bm.pinned = (pl_module.transformer, pl_module.connector, enc.vae, enc.umt5, enc.vlm)
+        enc.to(pl_module.device)
         bm._device = pl_module.device      # LightningModule.device: its parts already sit on the training device
         return bm, enc
 

@@ -22,7 +22,7 @@ from nexus.inference.provenance import check_folder, claim_folder, new_record, n
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights, read_config
 from nexus.models.tiny import ensure_tiny_models
-from nexus.inference.placement import check_placement
+from nexus.pipelines.placement import check_placement
 from nexus.models.speed import check_accelerator, check_speed, set_tf32
 from nexus.plan.sample import check_sample
 from nexus.plan.table import gpu_memory

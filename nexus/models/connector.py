@@ -100,6 +100,10 @@ class OmniConnector(nn.Module):
         self.markers = nn.Parameter(torch.randn(c.num_markers, c.out_dim) * 0.02)
         self.gradient_checkpointing = False
 
+    # as diffusers' ModelMixin has them: a DiffusionPipeline reads its components' .device and .dtype
+    device = property(lambda self: self.vision_queries.device)
+    dtype = property(lambda self: self.vision_queries.dtype)
+
     def _run(self, tf: nn.Transformer, src, queries, pad_mask=None):
         tgt = queries.unsqueeze(0).expand(src.shape[0], -1, -1).to(src.dtype)
         if self.gradient_checkpointing and self.training:

@@ -1,7 +1,7 @@
 """The memory plan of `tools/sample.py` / `tools/watch_eval.py` (UPFB inference), and of evaluation during
 training. Three phases per batch of prompts: `encode` (UMT5, the VLM and the connector), `sample` (the
 generators' guided forwards) and `decode` (the VAE). What sits on the GPU in each phase is the sampler's own
-placement table (nexus.inference.placement.resident), so the plan and the sampler cannot disagree."""
+placement table (nexus.pipelines.placement.resident), so the plan and the sampler cannot disagree."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from nexus.inference.placement import PHASES, check_placement, resident
+from nexus.pipelines.placement import PHASES, check_placement, resident
 from nexus.models.loading import DTYPES, read_config
 from nexus.plan import activations as act
 from nexus.plan import sizes
 from nexus.plan.table import Plan, gpu_memory, refuse
+from nexus.upfb.sampler import needs
 
 
 def phases_of(name: str, offload: str, encoders: str) -> tuple[str, ...]:
@@ -65,7 +66,7 @@ def sample_plan(cfg: DictConfig) -> Plan:
     s, p, pc, strategy = cfg.sampling, cfg.paths, cfg.plan, cfg.bridge.strategy
     check_placement(s.offload, s.encoders, s.small_device)
     dtype = DTYPES[s.dtype]
-    need_small, need_large = strategy != "large_only", strategy != "small_only"
+    need_small, need_large = needs(strategy)          # the generators the pipeline loads for this strategy
     export_t, export_c = export_parts(cfg.small.get("export"))
     if export_c is None and pc.connector:          # planning a stage-1 export not made yet: the full-size connector
         from nexus.models.connector import ConnectorConfig

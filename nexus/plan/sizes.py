@@ -11,6 +11,7 @@ import torch
 
 from nexus.models.loading import read_config
 from nexus.models.presets import PRESETS
+from nexus.pipelines.parts import experts        # the large generator's experts, as the pipeline loads them
 
 # Published configs of the frozen networks (the checkpoints' config.json): Wan's UMT5-XXL encoder and Qwen2.5-VL-7B
 UMT5_XXL = dict(d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24, vocab_size=256384,
@@ -55,9 +56,7 @@ def large_configs(folder: str | None, preset: str) -> tuple[list[dict], str]:
     if original.is_original_wan(folder):
         return [original.transformer_config(folder)], str(folder)
     if folder and (Path(folder) / "transformer" / "config.json").is_file():
-        parts = ["transformer"] + (["transformer_2"] if (Path(folder) / "transformer_2" / "config.json").is_file()
-                                   else [])
-        return [read_config(Path(folder) / p / "config.json") for p in parts], str(folder)
+        return [read_config(Path(folder) / p / "config.json") for p in experts(folder)], str(folder)
     if preset not in LARGE_PRESETS:
         raise ValueError(f"plan.large={preset!r}: choose one of {sorted(LARGE_PRESETS)} or set paths.large")
     return list(LARGE_PRESETS[preset]), f"preset {preset}"

@@ -55,7 +55,14 @@ class BridgeConfig:
     @property
     def needs(self) -> tuple[bool, bool]:
         """(small, large): which generators this strategy runs."""
-        return self.strategy != "large_only", self.strategy != "small_only"
+        return needs(self.strategy)
+
+
+def needs(strategy: str) -> tuple[bool, bool]:
+    """(small, large): which generators `strategy` runs."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"bridge.strategy={strategy!r}: choose one of {STRATEGIES}")
+    return strategy != "large_only", strategy != "small_only"
 
 
 @dataclass
@@ -70,6 +77,7 @@ class Side:
     boundary_ratio: float | None = None
     guidance_2: float | None = None
     on_expert: object = None          # called with the expert about to run (the sampler's placement swaps experts)
+    attention_kwargs: dict | None = None      # passed to every forward (diffusers' attention_kwargs, e.g. LoRA scale)
 
     def expert(self, t: float, num_train_timesteps: int = 1000) -> tuple[torch.nn.Module, float]:
         if self.transformer_2 is None or self.boundary_ratio is None or t >= self.boundary_ratio * num_train_timesteps:
@@ -84,15 +92,15 @@ class Side:
         home, z = z.device, z.to(self.context.device)      # a generator on another device gets its own copy
         # diffusers' model.dtype skips the modules kept in fp32 (Wan's first parameter, scale_shift_table, is one)
         dtype = getattr(model, "dtype", None) or next(model.parameters()).dtype
-        b = z.shape[0]
-        null_context = self.null_context.expand(b, -1, -1)     # one null condition for every prompt of the batch
+        b, kw = z.shape[0], {"attention_kwargs": self.attention_kwargs} if self.attention_kwargs else {}
+        null_context = self.null_context.expand(b, -1, -1)     # one null condition (or one per prompt) for the batch
         if batched:
             out = model(torch.cat([z, z]).to(dtype), t.expand(2 * b),
-                        torch.cat([self.context, null_context]).to(dtype), return_dict=False)[0]
+                        torch.cat([self.context, null_context]).to(dtype), return_dict=False, **kw)[0]
             cond, null = out[:b], out[b:]
         else:
-            cond = model(z.to(dtype), t.expand(b), self.context.to(dtype), return_dict=False)[0]
-            null = model(z.to(dtype), t.expand(b), null_context.to(dtype), return_dict=False)[0]
+            cond = model(z.to(dtype), t.expand(b), self.context.to(dtype), return_dict=False, **kw)[0]
+            null = model(z.to(dtype), t.expand(b), null_context.to(dtype), return_dict=False, **kw)[0]
         return guided(cond.float(), null.float(), scale, form).to(home)
 
 
@@ -113,10 +121,12 @@ def bridge(cfg: BridgeConfig, i: int, num_steps: int, t: float, v_small, v_large
 
 def sample(latents: torch.Tensor, scheduler, num_steps: int, cfg: BridgeConfig, small: Side | None = None,
            large: Side | None = None, progress: bool = True, trace: list | None = None,
-           concurrent: bool = False) -> torch.Tensor:
+           concurrent: bool = False, callback=None) -> torch.Tensor:
     """Denoise `latents` (B, 16, F, h, w) with a diffusers flow scheduler (UniPC flow or FlowMatch Euler).
     concurrent: the small generator's forward runs in a second thread while the large one's runs (each Side on
-    its own device, its context's): the step costs the slower of the two instead of their sum."""
+    its own device, its context's): the step costs the slower of the two instead of their sum.
+    callback(i, t, z, v) -> (z, stop) after each step: the latents to go on from, and whether to stop here (the
+    pipeline's callback_on_step_end and interrupt)."""
     need_small, need_large = cfg.needs
     if (need_small and small is None) or (need_large and large is None):
         raise ValueError(f"strategy={cfg.strategy} needs the {'small' if need_small and small is None else 'large'} "
@@ -136,6 +146,10 @@ def sample(latents: torch.Tensor, scheduler, num_steps: int, cfg: BridgeConfig, 
         if trace is not None:
             trace.append({"step": i, "timestep": float(t), **info})
         z = scheduler.step(v, t, z, return_dict=False)[0]
+        if callback is not None:
+            z, stop = callback(i, t, z, v)
+            if stop:
+                break
     if pool is not None:
         pool.shutdown()
     return z

@@ -42,3 +42,27 @@ def reference_unipc(shift: float = 5.0) -> ReferenceUniPC:
     if not shift > 0:
         raise ValueError(f"shift={shift} must be > 0")
     return ReferenceUniPC(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
+
+
+# unipc: diffusers' UniPC flow schedule; unipc_reference: the same solver on the released model's (Wan FlowUniPC)
+# sigmas; euler: FlowMatch Euler
+SCHEDULERS = ("unipc", "unipc_reference", "euler")
+
+
+def make_scheduler(name: str, shift: float):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    if name == "unipc":
+        return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
+    if name == "unipc_reference":
+        return reference_unipc(shift)
+    if name == "euler":
+        return FlowMatchEulerDiscreteScheduler(shift=shift)
+    raise ValueError(f"scheduler={name!r}: choose one of {SCHEDULERS}")
+
+
+def distinct_steps(scheduler: str, shift: float, num_steps: int) -> int:
+    """How many distinct timesteps the scheduler makes for num_steps. Its timesteps are integers: with a shift,
+    past a few hundred steps some coincide, and diffusers' UniPC then fails mid-sampling (`this_order > 0`)."""
+    s = make_scheduler(scheduler, shift)
+    s.set_timesteps(num_steps)
+    return len(set(s.timesteps.tolist()))
