@@ -400,7 +400,7 @@ def test_a_wrong_vae_or_t5_key_is_refused(originals, tmp_path, name, key):
 # ---- the project's loaders, checks and plan ----------------------------------------------------------------------
 def test_loaders_accept_an_original_folder(originals):
     from nexus.inference.launch import LARGE_LAYOUT
-    from nexus.inference.module import load_large
+    from nexus.pipelines.parts import load_large
     from nexus.models import text
     from nexus.models.loading import WAN_LAYOUT, check_folder, load_transformer, load_umt5, load_vae
     folder = originals["sharded"]

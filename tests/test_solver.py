@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from nexus.inference.module import SCHEDULERS, check_settings, make_scheduler
+from nexus.inference.module import check_settings
 from nexus.upfb.sampler import BridgeConfig, Side, sample
 from nexus.upfb.schedule import temporal_weight
-from nexus.upfb.solver import ReferenceUniPC, reference_sigmas
+from nexus.upfb.solver import SCHEDULERS, ReferenceUniPC, make_scheduler, reference_sigmas
 
 # sigma_max = float32(0.999); s = linspace(sigma_max, 0, 51)[:-1]; s' = 5s/(1+4s); t = int64(1000 s')
 REFERENCE_TIMESTEPS = [

@@ -10,7 +10,6 @@ and the scaling against W x its 1-worker rate. Then where one clip's time goes, 
 """
 import argparse
 import json
-import multiprocessing as mp
 import statistics
 import sys
 import tempfile

@@ -49,7 +49,7 @@ def main(argv=None) -> None:
     import torch
     from diffusers import WanTransformer3DModel
 
-    from nexus.inference.module import make_scheduler
+    from nexus.upfb.solver import make_scheduler
     from nexus.models.conditioning import WAN_TEXT_LEN
     from nexus.models.loading import cast_like_pretrained
     from nexus.models.presets import WAN_T2V_1_3B, WAN_T2V_14B

@@ -36,7 +36,7 @@ def main(argv=None) -> None:
                                f"exceed its upper end")
     out = checks.output_file("--out", a.out)
     checks.output_file("--out", out.with_suffix(".json"))
-    from nexus.inference.module import make_scheduler
+    from nexus.upfb.solver import make_scheduler
     from nexus.upfb.schedule import schedule_table
     sched = make_scheduler(a.scheduler, a.shift)
     sched.set_timesteps(a.steps)

@@ -13,8 +13,7 @@ from torch.utils.data import DataLoader
 from nexus import console
 from nexus.export import as_export
 from nexus.folder_lock import hold
-from nexus.inference.module import (BridgeModule, check_export, check_lengths, check_release_settings,
-                                    check_settings)
+from nexus.inference.module import BridgeModule, check_lengths, check_release_settings, check_settings
 from nexus.models.text import check_prompt_lengths
 from nexus.models.understanding import check_prompt_recipe
 from nexus.inference.prompts import load_prompts
@@ -22,6 +21,7 @@ from nexus.inference.provenance import check_folder, claim_folder, new_record, n
 from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import VLM_LAYOUT, WAN_LAYOUT, check_folder as check_weights, read_config
 from nexus.models.tiny import ensure_tiny_models
+from nexus.pipelines.parts import check_export
 from nexus.pipelines.placement import check_placement
 from nexus.models.speed import check_accelerator, check_speed, set_tf32
 from nexus.plan.sample import check_sample

@@ -24,11 +24,11 @@ from nexus.models.latent_space import check_latent_space
 from nexus.models.loading import DTYPES, read_config
 from nexus.models.speed import check_speed, speed_up
 from nexus.models.understanding import INSTRUCTION
-from nexus.pipelines.parts import check_export, export_info, load_large, null_features  # noqa: F401 (re-exported)
+from nexus.pipelines.parts import check_export
 from nexus.pipelines.placement import PhasePlacement, check_placement
 from nexus.shapes import check_clip_shape, latent_shape
 from nexus.upfb.sampler import BridgeConfig
-from nexus.upfb.solver import SCHEDULERS, distinct_steps, make_scheduler  # noqa: F401 (re-exported)
+from nexus.upfb.solver import SCHEDULERS, distinct_steps
 
 
 def prompt_seed(seed: int, prompt_id: str) -> int:
