@@ -46,13 +46,19 @@ def entry(case_id, category="Dynamic Reference Frame", **change):
 
 
 def test_public_cases_match_the_prompt_loader():
-    cases, problems = load_cases(SHARED)
+    cases, problems = load_cases(DATA)
     assert problems == [] and len(cases) == 216
-    assert [c.id for c in cases] == [p.id for p in load_prompts(prompt_file=str(SHARED))]   # same video names
+    assert [c.id for c in cases] == [p.id for p in load_prompts(prompt_file=str(DATA))]   # same video names
     assert {"ETV_022", "ETV_022_2"} <= {c.id for c in cases}
     counts = {d: sum(c.dimension == d for c in cases) for d in ("MMC", "CCR", "DRF")}
     assert counts == {"MMC": 24, "CCR": 29, "DRF": 28}
     assert all([q.id for q in c.questions] == QIDS and {q.weight for q in c.questions} <= {1.0, 2.0} for c in cases)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/vrbench is not beside this clone (CI has it)")
+def test_the_shipped_cases_are_the_public_ones():
+    """data/vrbench (what the tools read) holds the public VR-Bench files byte for byte."""
+    assert [p.name for p in sorted(DATA.glob("*.json"))] == [p.name for p in sorted(SHARED.glob("*.json"))]
     assert [p.read_bytes() for p in sorted(DATA.glob("*.json"))] == [p.read_bytes() for p in sorted(SHARED.glob("*.json"))]
 
 
@@ -321,7 +327,7 @@ ONLY = "DRF_001,CAC_001,ETV_022_2,BBR_001,PCR_001"
 
 
 def test_tiny_judge_generate_mode_caches_and_skips_bad_videos(tmp_path, tiny_models, videos):
-    run = lambda protocol="reference": evaluate(SHARED, videos, tiny_models["vlm"], tmp_path / "run",  # noqa: E731
+    run = lambda protocol="reference": evaluate(DATA, videos, tiny_models["vlm"], tmp_path / "run",  # noqa: E731
                                                 mode="generate", max_new_tokens=8, dtype="fp32", only=ONLY,
                                                 protocol=protocol)
     first = run()
@@ -349,9 +355,9 @@ def test_tiny_judge_generate_mode_caches_and_skips_bad_videos(tmp_path, tiny_mod
 
 
 def test_tiny_judge_prob_mode_by_hand(tmp_path, tiny_models, videos):
-    result = evaluate(SHARED, videos, tiny_models["vlm"], tmp_path / "run", mode="prob", dtype="fp32",
+    result = evaluate(DATA, videos, tiny_models["vlm"], tmp_path / "run", mode="prob", dtype="fp32",
                       only="CAC_001,ETV_022_2", cache=tmp_path / "cache")
-    cases = {c.id: c for c in load_cases(SHARED)[0]}
+    cases = {c.id: c for c in load_cases(DATA)[0]}
     entries = [json.loads(p.read_text()) for p in (tmp_path / "cache").rglob("*.json")]
     assert len(entries) == 2
     for e in entries:   # the score follows from the cached probabilities: Yes iff P(yes) > 0.5
@@ -390,7 +396,7 @@ def test_judge_folder_that_is_not_a_vlm(tmp_path, tiny_models, videos):
         check_judge(Path(tiny_models["wan"]) / "text_encoder")
     with pytest.raises(LayoutError, match="no such folder"):
         check_judge(tmp_path / "nowhere")
-    r = cli("tools/vrbench.py", "evaluate", "--cases", SHARED, "--videos", videos,
+    r = cli("tools/vrbench.py", "evaluate", "--cases", DATA, "--videos", videos,
             "--judge", f"{tiny_models['wan']}/vae", "--out", tmp_path / "run", "--only", "DRF_001")
     assert r.returncode == 2 and "is not a vision-language model: its config.json has model_type" in r.stderr
     assert not (tmp_path / "run" / "scores.json").exists()
@@ -399,7 +405,7 @@ def test_judge_folder_that_is_not_a_vlm(tmp_path, tiny_models, videos):
 def test_generate_through_the_inference_module(tmp_path, tiny_models):
     overrides = (f"recipe=tiny paths.tiny_models={Path(tiny_models['wan']).parent} run.root={tmp_path} "
                  "sampling.num_steps=2 sampling.num_frames=5 sampling.progress=false bridge.strategy=upfb")
-    result = evaluate(SHARED, tmp_path / "videos", tiny_models["vlm"], tmp_path / "run", mode="prob", dtype="fp32",
+    result = evaluate(DATA, tmp_path / "videos", tiny_models["vlm"], tmp_path / "run", mode="prob", dtype="fp32",
                       only="ETV_022_2", generate=overrides)
     assert (tmp_path / "videos" / "ETV_022_2.mp4").is_file() and result["judged"] == 1 and result["problems"] == []
 
