@@ -28,6 +28,7 @@ from nexus.plan.sample import check_sample
 from nexus.plan.table import gpu_memory
 from nexus.slurm.requeue import StopOnSignal
 from nexus.slurm.resume import checkpoint_problem
+from nexus.upfb.sampler import needs
 
 LAUNCH_ONLY = ("batch_size", "truncate_prompts")       # sampling.* keys for this launcher, not BridgeModule
 LARGE_LAYOUT = {"transformer": ("transformer/config.json",), "vae": ("vae/config.json",)}
@@ -47,7 +48,8 @@ def sample(cfg: DictConfig) -> list[str]:
     if s.prompt_recipe is not None:
         check_prompt_recipe(s.prompt_recipe, "sampling.prompt_recipe")
     gpu_memory(cfg.plan.gpu)
-    stage1 = cfg.small.export if cfg.bridge.strategy != "large_only" else None
+    need_small, need_large = needs(cfg.bridge.strategy)        # the generators the pipeline will load
+    stage1 = cfg.small.export if need_small else None
     if stage1 and not (Path(stage1) / "connector").is_dir() and checkpoint_problem(stage1):
         raise FileNotFoundError(f"small.export={stage1}: {checkpoint_problem(stage1)}, and not an export folder "
                                 f"(connector/, transformer/ ...): pass tools/export.py's output or a stage-1 "
@@ -55,7 +57,6 @@ def sample(cfg: DictConfig) -> list[str]:
     if p.get("tiny_models"):
         built = ensure_tiny_models(p.tiny_models)
         p.small, p.large, p.vlm = p.small or built["wan"], p.large or built["wan_large"], p.vlm or built["vlm"]
-    need_small = cfg.bridge.strategy != "large_only"
     if stage1 and (Path(stage1) / "nexus.json").is_file():   # a converted release names its frozen parts
         info = read_config(Path(stage1) / "nexus.json")
         p.small, p.vlm = p.small or info.get("wan_path"), p.vlm or info.get("vlm_path")
@@ -64,24 +65,24 @@ def sample(cfg: DictConfig) -> list[str]:
                          "<OmniVideo11B> --out exports/lumos-nexus; then small.export=exports/lumos-nexus or "
                          "NEXUS_RELEASE_PATH)")
     check_weights("paths.small", p.small, WAN_LAYOUT, env="NEXUS_WAN_PATH")      # VAE + UMT5 always come from here
-    if cfg.bridge.strategy != "small_only":
+    if need_large:
         check_weights("paths.large", p.large, LARGE_LAYOUT, env="NEXUS_WAN_LARGE_PATH")
     if stage1:
         check_weights("paths.vlm", p.vlm, VLM_LAYOUT, env="NEXUS_VLM_PATH")   # the connector reads this VLM
-    if need_small and cfg.bridge.strategy != "small_only":
+    if need_small and need_large:
         check_latent_space(p.small, p.large, cfg.large.allow_latent_mismatch)
     check_prompt_lengths(prompts, p.small, s.text_len, p.vlm if stage1 else None, s.prompt_recipe,
                          s.get("truncate_prompts", False))
     out_dir, overwrite = Path(cfg.out_dir), bool(cfg.get("overwrite", False))
     lock = hold(out_dir, "choose another run.name (or out_dir)", rank_zero_only.rank)    # one live process
     try:
-        return _sample(cfg, prompts, stage1, need_small, out_dir, overwrite)
+        return _sample(cfg, prompts, stage1, (need_small, need_large), out_dir, overwrite)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _sample(cfg: DictConfig, prompts: list, stage1: str | None, need_small: bool, out_dir: Path,
+def _sample(cfg: DictConfig, prompts: list, stage1: str | None, need: tuple[bool, bool], out_dir: Path,
             overwrite: bool) -> list[str]:
     """The rest of `sample`, with the folder locked: its record, the module, the prediction."""
     p, s = cfg.paths, cfg.sampling
@@ -90,8 +91,7 @@ def _sample(cfg: DictConfig, prompts: list, stage1: str | None, need_small: bool
     export = as_export(stage1, out_dir / ".stage1") if stage1 else None
     if export is not None:
         check_export(export, p.vlm)
-    check_lengths(p.small if need_small else None, p.large if cfg.bridge.strategy != "small_only" else None, export,
-                  s.text_len, s.context_len)
+    check_lengths(p.small if need[0] else None, p.large if need[1] else None, export, s.text_len, s.context_len)
     set_tf32(cfg.tf32)
     memory = check_sample(cfg)      # refuses what cannot fit on plan.gpu (the CUDA device by default)
     if memory is not None and rank_zero_only.rank == 0:

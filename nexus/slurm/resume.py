@@ -3,7 +3,7 @@
 Three kinds of save live in `<run dir>/checkpoints`: StepCheckpoint's `step<N>.ckpt` (with `last.ckpt`, a
 symbolic link to the newest of them), and the saves made on a stop signal, `hpc-step<N>.ckpt`
 (nexus.slurm.requeue). Every save is written under a hidden name (`.<name>.partial`, `.<name>.tmp`) and renamed
-to its final name only once complete (nexus.training.checkpoints), so a name that is there is whole; a
+to its final name only once complete (nexus.training.callbacks.publish), so a name that is there is whole; a
 DeepSpeed folder without its `latest` tag (from an older version of this code) is not. A run continues from the
 newest complete save of any kind, so nothing is trained twice or skipped.
 """
