@@ -7,6 +7,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -275,6 +276,27 @@ def test_the_release_null_conditions_and_prompt_recipe_reach_the_sampler(bundle,
     conn = load_file(f"{export}/connector/model.safetensors")
     assert torch.allclose(cs0[0, 1:1 + q.shape[1]], q[0], atol=1e-4) and torch.equal(cs0[0, 0], conn["markers"][0])
     assert torch.equal(cs0[0, q.shape[1] + 2], conn["markers"][2])       # <prp_st> before the T5 tokens
+
+
+def test_the_converted_release_is_a_pipeline_folder(bundle, export):
+    """LumosNexusPipeline.from_pretrained(<converted release>) samples as the release did: the reference UniPC
+    schedule, VILA's prompts in fp16, the null conditions of context.pkl, the bundle's Wan2.1-T2V-14B."""
+    from nexus.pipelines import LumosNexusPipeline
+    from nexus.upfb.solver import ReferenceUniPC
+    index = json.loads((export / "model_index.json").read_text())
+    assert index["_nexus_sources"]["small"] == "."
+    assert index["_nexus_sources"]["large"] == str((Path(bundle) / "Wan2.1-T2V-14B").resolve())
+    pipe = LumosNexusPipeline.from_pretrained(export, torch_dtype=torch.float32)
+    assert type(pipe.scheduler) is ReferenceUniPC and pipe.scheduler.config.flow_shift == 5.0
+    assert (pipe.config.prompt_recipe, pipe.config.context_len, pipe.vlm.dtype) == ("vila_llama3", 2560,
+                                                                                     torch.float16)
+    null = load_file(f"{export}/null.safetensors")
+    _, cs0, _, cl0 = pipe.encode_prompt(["a cat"])
+    t = null["umt5"].shape[0]
+    assert torch.equal(cl0[0, :t], null["umt5"]) and cl0[0, t:].abs().sum() == 0    # the file, not the empty prompt
+    video = pipe("a cat", num_frames=9, height=32, width=32, num_inference_steps=2,
+                 generator=torch.Generator().manual_seed(42)).frames
+    assert video.shape == (1, 9, 32, 32, 3) and video.std() > 0
 
 
 def test_training_continues_from_the_release_and_writes_it_back(bundle, export, tmp_path):
