@@ -139,10 +139,13 @@ class LumosNexusPipeline(DiffusionPipeline):
             raise ValueError(f"latents has shape {tuple(latents.shape)}; {n} prompt(s) of {num_frames}x{height}x"
                              f"{width} need {want}")
         need_small, need_large = bridge.needs
+        fixes = {"transformer_small": "load the pipeline without strategy='large_only'",
+                 "transformer": "pass large=<Wan2.1-T2V-14B or Wan2.2-T2V-A14B folder> to from_pretrained (or "
+                                "tools/export.py --large), or sample with strategy='small_only'"}
         for needed, part in ((need_small, "transformer_small"), (need_large, "transformer")):
             if needed and getattr(self, part, None) is None:
                 raise ValueError(f"strategy={bridge.strategy!r} runs {part}, which this pipeline was loaded without: "
-                                 f"load it with the folder that holds it (from_pretrained(..., strategy=None))")
+                                 f"{fixes[part]}")
         if need_small and self.connector is not None and self.vlm is None:
             raise ValueError("the connector reads the VLM, which this pipeline has not: pass vlm=<folder>")
         return bridge
