@@ -130,7 +130,7 @@ def checked(tool: Tool, cfg):
     _check_required(cfg, tool.required)
     if tool.schema is None:
         return cfg
-    from nexus.schema import validate
+    from nexus.validation import validate
     return validate(cfg, tool.schema)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from helpers import ROOT
 from nexus.data.video import decode_mp4, write_mp4
-from nexus.evaluation.compare import grid
+from nexus.evaluation.grid import grid
 
 CHROMIUM = Path("/usr/bin/chromium")
 ODD = 'a red <ball> & "quotes"'        # a prompt HTML would misread unless escaped

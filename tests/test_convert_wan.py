@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from nexus.convert import wan
+from nexus.convert import wan, wan_keys
 from nexus.convert.tiny_wan import write_tiny_original_wan
 
 
@@ -186,20 +186,20 @@ def test_hand_written_key_pairs():
              "text_embedding.2.weight": "condition_embedder.text_embedder.linear_2.weight",
              "blocks.2.cross_attn.o.weight": "blocks.2.attn2.to_out.0.weight",
              "blocks.0.self_attn.norm_k.weight": "blocks.0.attn1.norm_k.weight"}
-    assert wan.transformer_to_diffusers(pairs) == pairs
-    assert wan.transformer_to_original(pairs.values()) == {v: k for k, v in pairs.items()}
+    assert wan_keys.transformer_to_diffusers(pairs) == pairs
+    assert wan_keys.transformer_to_original(pairs.values()) == {v: k for k, v in pairs.items()}
     vae = {"decoder.upsamples.4.shortcut.weight": "decoder.up_blocks.1.resnets.0.conv_shortcut.weight",
            "decoder.upsamples.11.resample.1.bias": "decoder.up_blocks.2.upsamplers.0.resample.1.bias",
            "encoder.middle.2.residual.3.gamma": "encoder.mid_block.resnets.1.norm2.gamma",
            "conv1.weight": "quant_conv.weight", "encoder.head.2.bias": "encoder.conv_out.bias"}
-    assert wan.vae_to_diffusers(vae) == vae
-    assert wan.vae_to_original(vae.values()) == {v: k for k, v in vae.items()}
+    assert wan_keys.vae_to_diffusers(vae) == vae
+    assert wan_keys.vae_to_original(vae.values()) == {v: k for k, v in vae.items()}
     t5 = {"blocks.5.ffn.gate.0.weight": "encoder.block.5.layer.1.DenseReluDense.wi_0.weight",
           "blocks.0.pos_embedding.embedding.weight":
               "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
           "token_embedding.weight": "shared.weight", "norm.weight": "encoder.final_layer_norm.weight"}
-    assert wan.t5_to_umt5(t5) == t5
-    assert wan.umt5_to_t5(t5.values()) == {v: k for k, v in t5.items()}
+    assert wan_keys.t5_to_umt5(t5) == t5
+    assert wan_keys.umt5_to_t5(t5.values()) == {v: k for k, v in t5.items()}
 
 
 def test_inverse_tables_are_exact_on_full_key_sets():
@@ -212,11 +212,11 @@ def test_inverse_tables_are_exact_on_full_key_sets():
     from nexus.plan.sizes import UMT5_XXL
     with torch.device("meta"):
         for model, inverse, forward in (
-                *[(WanTransformer3DModel(**c), wan.transformer_to_original, wan.transformer_to_diffusers)
+                *[(WanTransformer3DModel(**c), wan_keys.transformer_to_original, wan_keys.transformer_to_diffusers)
                   for c in (TRANSFORMER, *PRESETS.values())],
-                *[(AutoencoderKLWan(**c), wan.vae_to_original, wan.vae_to_diffusers) for c in ({}, VAE)],
-                *[(UMT5EncoderModel(UMT5Config(**c)), wan.umt5_to_t5, wan.t5_to_umt5) for c in (UMT5, UMT5_XXL)]):
-            keys = [k for k in model.state_dict() if k != wan.UMT5_TIED]
+                *[(AutoencoderKLWan(**c), wan_keys.vae_to_original, wan_keys.vae_to_diffusers) for c in ({}, VAE)],
+                *[(UMT5EncoderModel(UMT5Config(**c)), wan_keys.umt5_to_t5, wan_keys.t5_to_umt5) for c in (UMT5, UMT5_XXL)]):
+            keys = [k for k in model.state_dict() if k != wan_keys.UMT5_TIED]
             back = inverse(keys)
             assert len(set(back.values())) == len(keys)
             assert {o: d for d, o in back.items()} == forward(back.values())
@@ -226,8 +226,8 @@ def test_a_vae_structure_diffusers_cannot_convert_is_refused():
     from diffusers import AutoencoderKLWan
     with torch.device("meta"):
         state = AutoencoderKLWan(base_dim=8, dim_mult=[1, 1, 1, 1]).state_dict()   # shortcuts at levels 2 and 3 too
-    with pytest.raises(wan.WeightsError, match="would not convert back"):
-        wan.vae_to_original(state)
+    with pytest.raises(wan_keys.WeightsError, match="would not convert back"):
+        wan_keys.vae_to_original(state)
 
 
 # ---- configs -----------------------------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def test_real_vae_config_is_diffusers_default():
     from diffusers import AutoencoderKLWan
     with torch.device("meta"):
         v = AutoencoderKLWan()
-    state = {o: v.state_dict()[k] for k, o in wan.vae_to_original(v.state_dict()).items()}
+    state = {o: v.state_dict()[k] for k, o in wan_keys.vae_to_original(v.state_dict()).items()}
     assert wan.vae_config(state) == {k: v for k, v in v.config.items() if not k.startswith("_")}
 
 
@@ -458,7 +458,7 @@ def test_real_size_original_transformer_loads_on_cuda_in_bf16(tmp_path):
     from nexus.models.presets import WAN_T2V_1_3B
     with torch.device("meta"):
         meta = WanTransformer3DModel(**WAN_T2V_1_3B).state_dict()
-    names = wan.transformer_to_original(meta)
+    names = wan_keys.transformer_to_original(meta)
     torch.manual_seed(0)
     state = {names[k]: (torch.randn(v.shape, device="cuda") * 0.02).bfloat16().cpu() for k, v in meta.items()}
     cfg = wan.original_config(WAN_T2V_1_3B)

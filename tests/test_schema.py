@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from helpers import ROOT
 from nexus.errors import UserError
-from nexus.schema import ACCELERATORS, PRECISIONS, Fit, Sample, check_ranges, validate
+from nexus.schema import Fit, Sample
+from nexus.validation import ACCELERATORS, PRECISIONS, check_ranges, validate
 
 
 def test_lightnings_accepted_values_are_the_schemas():

@@ -238,7 +238,7 @@ def small_transformer(stock: Path, overrides: dict, overrides_file: Path, out: P
     from diffusers import WanTransformer3DModel
     from safetensors import safe_open
 
-    from nexus.convert import wan
+    from nexus.convert import wan, wan_keys
     from nexus.models.loading import read_config
     found = wan.transformer_files(stock)
     bad = [f"unexpected key wan_model.{k}" for k in overrides if k not in found]
@@ -252,9 +252,9 @@ def small_transformer(stock: Path, overrides: dict, overrides_file: Path, out: P
             state |= {k: f.get_tensor(k) for k in f.keys() if k not in overrides}
     state |= overrides
     model = wan._empty(WanTransformer3DModel.from_config, wan.diffusers_config(read_config(stock / wan.CONFIG), state))
-    names = wan.transformer_to_diffusers(state)
+    names = wan_keys.transformer_to_diffusers(state)
     wan.check_state(names, {k: (tuple(v.shape), overrides_file if k in overrides else found[k][1])
-                            for k, v in state.items()}, wan._expected(model), stock, wan.TRANSFORMER_TO_ORIGINAL)
+                            for k, v in state.items()}, wan._expected(model), stock, wan_keys.TRANSFORMER_TO_ORIGINAL)
     model.load_state_dict({names[k]: v for k, v in state.items()}, strict=True, assign=True)
     model.save_pretrained(out, safe_serialization=True)
     return {"stock": len(state) - len(overrides), "from_model_pt": len(overrides)}

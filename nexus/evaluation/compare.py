@@ -11,28 +11,22 @@ Grids are H.264 mp4 (yuv420p), which Debian's Chromium plays (tests/test_compare
 """
 from __future__ import annotations
 
-import html
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
-
-import numpy as np
 
 from nexus.data.video import atomic_write, decode_mp4, write_mp4
 from nexus.errors import UserError
+from nexus.evaluation.compare_page import page
+from nexus.evaluation.grid import even, grid
 from nexus.inference.provenance import RECORD, read_manifest, videos
 
 FRAMES = ("longest", "shortest")   # pad every column to the longest clip (last frame held), or trim to the shortest
 # tiny 32x32 samples are upscaled until a label fits and a browser shows them (tools/compare.py --help says 256)
 MIN_HEIGHT = 256
 CRF = 18                           # a viewer, not training data: visually lossless at a third of CRF 12's size
-GREY = 96
-# always shown, differing or not: what a researcher asks first about a column
-KEY_SETTINGS = ("bridge.strategy", "sampling.num_steps", "sampling.guidance_small", "sampling.guidance_large",
-                "sampling.seed", "weights.export")
 SCORES_FILE = Path("eval") / "scores.json"     # where tools/evaluate.py writes a folder's scores
 
 
@@ -158,188 +152,6 @@ def match(runs: list[Run]) -> list[Entry]:
             entry = keys.setdefault((text, k), Entry(text, [None] * len(runs)))
             entry.ids[r] = pid
     return list(keys.values())
-
-
-# ---- frames ----------------------------------------------------------------------------------------------
-def _font(size: int):
-    from PIL import ImageFont
-    try:
-        return ImageFont.load_default(size=size)     # scalable with FreeType (Pillow >= 10.1)
-    except (TypeError, OSError, ImportError):
-        return ImageFont.load_default()
-
-
-def even(x: float) -> int:
-    return max(2, int(round(x / 2)) * 2)            # yuv420p needs even sizes
-
-
-def resize(frames: np.ndarray, height: int) -> np.ndarray:
-    """(T, H, W, 3) -> (T, height, even W * height / H, 3): whole-number upscales repeat pixels (exact, sharp on
-    tiny samples), other sizes use Lanczos."""
-    t, h, w, _ = frames.shape
-    width = even(w * height / h)
-    if (h, w) == (height, width):
-        return frames
-    if height % h == 0 and width % w == 0 and height // h == width // w:
-        k = height // h
-        return frames.repeat(k, axis=1).repeat(k, axis=2)
-    from PIL import Image
-    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.LANCZOS)) for f in frames])
-
-
-def draw_label(frames: np.ndarray, text: str) -> np.ndarray:
-    """White text on a black box in the top-left corner of every frame (drawn once, pasted into each)."""
-    from PIL import Image, ImageDraw
-    h, w = frames.shape[1:3]
-    font = _font(max(10, h // 14))
-    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, font=font)
-    pad = max(2, h // 64)
-    bw, bh = min(w, box[2] + 2 * pad), min(h, box[3] + 2 * pad)
-    tile = Image.new("RGB", (bw, bh), (0, 0, 0))
-    ImageDraw.Draw(tile).text((pad, pad), text, font=font, fill=(255, 255, 255))
-    out = frames.copy()
-    out[:, :bh, :bw] = np.asarray(tile)
-    return out
-
-
-def fit_length(frames: np.ndarray, length: int) -> np.ndarray:
-    """Trim to `length` frames, or pad by holding the last frame."""
-    if len(frames) >= length:
-        return frames[:length]
-    return np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), axis=0)])
-
-
-def grid(clips: list[np.ndarray | None], labels: list[str], height: int, frames: str = "longest",
-         missing_width: list[int] | None = None) -> np.ndarray:
-    """One (T, height, sum of column widths, 3) video: each clip resized to `height`, labelled, brought to a
-    common length; None (a folder without this prompt) is a grey column saying so."""
-    present = [c for c in clips if c is not None]
-    length = (max if frames == "longest" else min)(len(c) for c in present)
-    columns = []
-    for i, (clip, label) in enumerate(zip(clips, labels)):
-        if clip is None:
-            width = (missing_width or [height] * len(clips))[i]
-            col = draw_label(np.full((length, height, width, 3), GREY, np.uint8), f"{label}: missing")
-        else:
-            col = draw_label(fit_length(resize(clip, height), length), label)
-        columns.append(col)
-    return np.concatenate(columns, axis=2)
-
-
-# ---- settings and scores ---------------------------------------------------------------------------------
-def flat_settings(record: dict) -> dict[str, str]:
-    """samples.json -> {"bridge.strategy": "upfb", ..., "weights.export": "<path> (<id>)", "git.commit": ...}."""
-    out = {}
-
-    def walk(prefix: str, value):
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            out[prefix] = "-" if value is None else str(value)
-    walk("", record.get("settings", {}))
-    for name, w in (record.get("weights") or {}).items():
-        if not w:
-            out[f"weights.{name}"] = "-"
-            continue
-        ident = w.get("content_sha256") or w.get("id") or w.get("fingerprint") or ""
-        where = w.get("path") or w.get("source") or ""
-        kind = f"{w['kind']} " if w.get("kind") else ""
-        step = f", step {w['global_step']}" if w.get("global_step") is not None else ""
-        out[f"weights.{name}"] = f"{kind}{where} ({ident[:12]}{step})"
-    if record.get("git"):
-        out["git.commit"] = f"{str(record['git'].get('commit'))[:10]}{' (dirty)' if record['git'].get('dirty') else ''}"
-    return out
-
-
-def shown_settings(runs: list[Run]) -> tuple[list[str], set[str]]:
-    """The keys the tables show (the key settings, then every key that differs) and which of them differ."""
-    flat = [flat_settings(r.record) for r in runs]
-    keys = list(dict.fromkeys(k for f in flat for k in f))
-    differ = {k for k in keys if len({f.get(k, "-") for f in flat}) > 1}
-    return [*KEY_SETTINGS, *[k for k in keys if k in differ and k not in KEY_SETTINGS]], differ
-
-
-def score_names(runs: list[Run]) -> list[str]:
-    return list(dict.fromkeys(k for r in runs if r.scores for k in r.scores.get("scores", {})))
-
-
-def mean_scores(run: Run) -> dict[str, float]:
-    if not run.scores:
-        return {}
-    agg = {f"vbench_{k}": v for k, v in (run.scores.get("vbench") or {}).items()
-           if k in ("quality", "semantic", "total") and isinstance(v, (int, float))}
-    return {**run.scores.get("scores", {}), **agg}
-
-
-def video_scores(run: Run, pid: str | None) -> dict[str, float]:
-    rows = {r.get("id"): r for r in (run.scores or {}).get("rows", [])}
-    return {k: v for k, v in rows.get(pid, {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-# ---- the page --------------------------------------------------------------------------------------------
-E = html.escape
-STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}video{max-width:100%;background:#000;display:block}
-table{border-collapse:collapse;margin:.5em 0 2em;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;
-text-align:left;vertical-align:top}td{max-width:28em;overflow-wrap:anywhere}
-tr.differs td,tr.differs th{background:#fff3b0}td.missing{color:#999}
-section{margin-bottom:2.5em}h2{font-size:16px;margin:.2em 0}.note{color:#555;font-size:13px}"""
-# each <video> records whether it decoded (data-status), and the title counts them: a test (and a person
-# reading the title) sees a video that does not play
-SCRIPT = """(function(){var vs=document.querySelectorAll('video'),n=vs.length;
-function done(){var ok=0,bad=0;vs.forEach(function(v){if(v.dataset.status==='loaded')ok++;
-if(v.dataset.status==='error')bad++;});document.title='compare: '+ok+'/'+n+' loaded, '+bad+' errors';}
-vs.forEach(function(v){function loaded(){if(v.videoWidth>0){v.dataset.status='loaded';}else{v.dataset.status='error';}
-done();}v.addEventListener('loadeddata',loaded);
-v.addEventListener('error',function(){v.dataset.status='error';done();});
-if(v.readyState>=2){loaded();}});done();})();"""
-
-
-def _table(runs: list[Run], rows: list[tuple[str, list[str], bool]]) -> str:
-    head = "<tr><th></th>" + "".join(f"<th>{E(r.label)}</th>" for r in runs) + "</tr>"
-    body = "".join(f"<tr{' class=differs' if differs else ''}><th>{E(name)}</th>"
-                   + "".join(f"<td{' class=missing' if v == 'missing' else ''}>{E(v)}</td>" for v in values) + "</tr>"
-                   for name, values, differs in rows)
-    return f"<table>{head}{body}</table>"
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def setting_rows(runs: list[Run], keys: list[str], differ: set[str], present=None) -> list:
-    flat = [flat_settings(r.record) for r in runs]
-    present = present or [True] * len(runs)
-    return [(k, [f.get(k, "-") if p else "missing" for f, p in zip(flat, present)], k in differ) for k in keys]
-
-
-def page(runs: list[Run], entries: list[Entry], names: list[str], frames: str, height: int) -> str:
-    keys, differ = shown_settings(runs)
-    dims = score_names(runs)
-    means = [mean_scores(r) for r in runs]
-    agg = [k for k in ("vbench_quality", "vbench_semantic", "vbench_total") if any(k in m for m in means)]
-    summary = [("folder", [str(r.folder) for r in runs], False), ("videos", [str(len(r.files)) for r in runs], False),
-               *setting_rows(runs, keys, differ),
-               ("scores from", [str(r.scores_from) if r.scores_from else "-" for r in runs], False),
-               *[(f"mean {d}", [_fmt(m.get(d)) for m in means], False) for d in [*dims, *agg]]]
-    parts = [f"<h1>{len(runs)} sample folders side by side, {len(entries)} prompts</h1>",
-             f"<p class=note>Columns, left to right: {E(', '.join(r.label for r in runs))}. Every column is resized to "
-             f"{height} px high; clips of other lengths are "
-             + ("padded to the longest (its last frame held)" if frames == "longest" else "trimmed to the shortest")
-             + ". Highlighted rows: settings that differ between the folders. Scores: tools/evaluate.py's, where a "
-             "folder has them.</p>", _table(runs, summary)]
-    for n, (entry, name) in enumerate(zip(entries, names), start=1):
-        have = [i is not None for i in entry.ids]
-        rows = [("video", [i if i else "missing" for i in entry.ids], False),
-                *setting_rows(runs, keys, differ, have)]
-        per = [video_scores(r, i) for r, i in zip(runs, entry.ids)]
-        rows += [(d, [_fmt(p.get(d)) if h else "missing" for p, h in zip(per, have)], False) for d in dims]
-        parts.append(f"<section id=p{n}><h2>{n}. {E(entry.text)}</h2>"
-                     f"<video controls muted loop preload=auto src=\"videos/{E(quote(name))}.mp4\"></video>"
-                     f"{_table(runs, rows)}</section>")
-    return ("<!doctype html>\n<html><head><meta charset=utf-8><title>compare</title>"
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts)
-            + f"\n<script>{SCRIPT}</script></body></html>\n")
 
 
 # ---- the whole ---------------------------------------------------------------------------------------------

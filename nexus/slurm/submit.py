@@ -90,7 +90,8 @@ def fit_job(s: DictConfig, overrides: list[str]) -> tuple[Path, list[str], DictC
     cfg = load("fit", overrides + placed)
     run_dir = Path(cfg.run.dir)
     try:        # refused now rather than by the job once it starts
-        from nexus.schema import Fit, validate
+        from nexus.schema import Fit
+        from nexus.validation import validate
         from nexus.training.run_dir import plan_run
         plan_run(validate(cfg, Fit))
     except ValueError as e:

@@ -25,7 +25,8 @@ from nexus.models.tiny import ensure_tiny_models
 from nexus.models.speed import check_accelerator, set_tf32
 from nexus.plan.fit import check_fit
 from nexus.plan.table import gpu_memory
-from nexus.schema import Fit, validate
+from nexus.schema import Fit
+from nexus.validation import validate
 from nexus.shapes import check_clip_shape
 from nexus.slurm.requeue import RequeueOnSignal
 from nexus.training.callbacks import AtomicCheckpointIO, StepCheckpoint, throughput_monitor
