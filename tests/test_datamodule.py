@@ -234,3 +234,17 @@ def test_nvdec_batches_are_on_the_gpu(tmp_path):
     for a, b in zip(got["cpu"], got["cuda"]):
         assert a["key"] == b["key"] and b["video"].is_cuda and b["video"].shape == (2, 5, 16, 16, 3)
         assert (a["video"].int() - b["video"].cpu().int()).abs().float().mean() < 3
+
+
+def test_worker_processes_start_from_a_forkserver_not_a_fork(tmp_path):
+    """A fork of a process that has decoded inherits FFmpeg's thread pools without their threads and can hang
+    (nexus.data.video.worker_context); the loader's process workers must come from the forkserver."""
+    write(tmp_path, [sample(f"{i:02d}", counting_clip(9)) for i in range(2)])
+    dm = ShardDataModule(f"{tmp_path}/*.tar", num_frames=5, height=16, width=16, batch_size=1, num_workers=1,
+                         worker_type="process", decoder="pyav")
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
+    batch = next(iter(loader))
+    assert batch["video"].shape == (1, 5, 16, 16, 3)
+

@@ -98,6 +98,54 @@ def test_every_placement_gives_the_same_latents(pipe):
             pipe.placement = None
 
 
+def test_the_phase_placement_moves_each_model_for_its_phase(pipe, monkeypatch):
+    """offload=model: before each phase the models it runs come to the device and the others go to the CPU. The
+    device here is the CPU too, so the moves are told apart by how they are asked for: to("cpu") sends a model away,
+    to(<the device>) brings it."""
+    moves, names = [], ("text_encoder", "vlm", "connector", "transformer_small", "transformer", "vae")
+    for name in names:
+        model = getattr(pipe, name)
+        real = model.to
+
+        def to(*args, _name=name, _real=real, **kwargs):
+            moves.append((_name, "off" if args and isinstance(args[0], str) else "on"))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(model, "to", to)
+    pipe.enable_phase_offload("cpu", "model")
+    real_place = pipe.placement.place
+
+    def place(p, phase):
+        moves.append(("phase", phase))
+        real_place(p, phase)
+    pipe.placement.place = place
+    try:
+        latents_of(pipe)
+        pipe.decode_latents(torch.zeros(1, *latent_shape(5, 32, 32)))
+    finally:
+        pipe.placement = None
+    by_phase, phase = {}, None
+    for name, what in moves:
+        if name == "phase":
+            phase = what
+            by_phase[phase] = {"on": set(), "off": set()}
+        else:
+            by_phase[phase][what].add(name)
+    assert list(by_phase) == ["encode", "sample", "decode"]
+    assert by_phase["encode"] == {"on": {"text_encoder", "vlm", "connector"},
+                                  "off": {"transformer_small", "transformer", "vae"}}
+    assert by_phase["sample"] == {"on": {"transformer_small", "transformer"},
+                                  "off": {"text_encoder", "vlm", "connector", "vae"}}
+    assert by_phase["decode"] == {"on": {"vae"}, "off": set(names) - {"vae"}}
+
+
+def test_a_seeded_generator_draws_the_reference_scripts_noise(pipe):
+    """docs/released-model.md: one prompt with torch.Generator(device).manual_seed(42) gets the noise the reference
+    scripts draw (sampling.noise=reference), here on the CPU."""
+    ours = pipe.prepare_latents(1, 5, 32, 32, torch.Generator("cpu").manual_seed(42), device=torch.device("cpu"))
+    reference = initial_noise(latent_shape(5, 32, 32), 42, "any id", "reference", torch.device("cpu"))
+    assert torch.equal(ours, reference)
+
+
 def test_outputs_by_type_and_return_dict(pipe):
     def kw():
         return dict(**SHAPE, num_inference_steps=2, generator=torch.Generator().manual_seed(0))

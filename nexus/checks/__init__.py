@@ -23,8 +23,13 @@ One module per kind of check: files.py (what a file is, inputs read as what they
 this package's, so a tool reads `checks.output_folder(...)`.
 """
 from nexus.errors import UserError  # noqa: F401  (the error every check raises)
-from nexus.checks.files import (existing_file, file_kind, json_file, jsonl_file, named, text_file, text_of)  # noqa: F401
-from nexus.checks.weights import (LIGHTNING_KEYS, WEIGHT_KINDS, checkpoint_problem, lightning_checkpoint, torch_file_keys, weights_file, weights_folder, weights_kind)  # noqa: F401
-from nexus.checks.outputs import (cuda_devices, device, output_file, output_folder)  # noqa: F401
-from nexus.checks.arguments import (ArgumentParser, auto_or_positive_int, choices_of, devices, finite_float, float_in, fraction, nonnegative_float, nonnegative_int, positive_float, positive_int, slurm_time)  # noqa: F401
-from nexus.checks.tools import (NETWORK_FOLDERS, evaluate_inputs_outputs, export_or_checkpoint, fit_inputs_outputs, metric_networks, prompts_input, run_folder, sample_inputs_outputs, tiny_models_folder, watch_inputs_outputs)  # noqa: F401
+from nexus.checks.files import existing_file, file_kind, json_file, jsonl_file, named, text_file, text_of  # noqa: F401
+from nexus.checks.weights import (LIGHTNING_KEYS, WEIGHT_KINDS, checkpoint_problem, lightning_checkpoint,
+                                  torch_file_keys, weights_file, weights_folder, weights_kind)  # noqa: F401
+from nexus.checks.outputs import cuda_devices, device, output_file, output_folder  # noqa: F401
+from nexus.checks.arguments import (ArgumentParser, auto_or_positive_int, choices_of, devices, finite_float, float_in,
+                                    fraction, nonnegative_float, nonnegative_int, positive_float, positive_int,
+                                    slurm_time)  # noqa: F401
+from nexus.checks.tools import (NETWORK_FOLDERS, evaluate_inputs_outputs, export_or_checkpoint, fit_inputs_outputs,
+                                metric_networks, prompts_input, run_folder, sample_inputs_outputs, tiny_models_folder,
+                                watch_inputs_outputs)  # noqa: F401

@@ -1,4 +1,5 @@
-"""argparse with one-line errors, its type= functions for counts, sizes and numbers, and SLURM time limits. (nexus.checks)"""
+"""argparse with one-line errors, its type= functions for counts, sizes and numbers, and SLURM time limits.
+(nexus.checks)"""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
-"""Output paths that can be written (no ancestor is a file, the folder is writable), and devices this machine has. (nexus.checks)"""
+"""Output paths that can be written (no ancestor is a file, the folder is writable), and devices this machine has.
+(nexus.checks)"""
 from __future__ import annotations
 
 import os

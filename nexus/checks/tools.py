@@ -71,9 +71,9 @@ def export_or_checkpoint(key: str, path) -> None:
         return
     problem = checkpoint_problem(path)
     if problem:      # FileNotFoundError, as nexus.inference.launch has always said it (a user's error: one line)
-        raise FileNotFoundError(f"{named(key, path)}: {problem}, and not an export folder (connector/, transformer/ ...): "
-                        f"pass tools/export.py's output or a stage-1 checkpoint such as "
-                        f"runs/<recipe>/<run>/checkpoints/last.ckpt")
+        raise FileNotFoundError(f"{named(key, path)}: {problem}, and not an export folder (connector/, transformer/ "
+                                f"...): pass tools/export.py's output or a stage-1 checkpoint such as "
+                                f"runs/<recipe>/<run>/checkpoints/last.ckpt")
 
 
 def fit_inputs_outputs(cfg) -> None:

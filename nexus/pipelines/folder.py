@@ -132,11 +132,12 @@ def export_index(out: Path, info: dict, large: str | None = None, vlm: str | Non
     the folders the run trained with (nexus.json's wan_path, vlm_path) and, when given, the large generator."""
     from nexus.upfb.solver import make_scheduler
     sched = make_scheduler(scheduler, shift)
+    module = type(sched).__module__
+    scheduler_library = "diffusers" if module.startswith("diffusers.") else module     # as diffusers records it
     hf = ("transformers", "AutoTokenizer")
     components = {"vae": ("diffusers", "AutoencoderKLWan"), "tokenizer": hf,
                   "text_encoder": ("transformers", "UMT5EncoderModel"),
-                  "scheduler": (type(sched).__module__.split(".")[0] if type(sched).__module__.startswith("diffusers")
-                                else type(sched).__module__, type(sched).__name__),
+                  "scheduler": (scheduler_library, type(sched).__name__),
                   "transformer": ("diffusers", "WanTransformer3DModel") if large else (None, None),
                   "transformer_2": ("diffusers", "WanTransformer3DModel") if P.boundary_ratio(large) else (None, None),
                   "transformer_small": ("diffusers", "WanTransformer3DModel"),

@@ -214,9 +214,8 @@ class LumosNexusPipeline(DiffusionPipeline):
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Sampled latents -> videos (B, 3, T, H, W) in [-1, 1], with the shared VAE."""
         self._place("decode")
-        vae_dtype = next(self.vae.parameters()).dtype
-        return torch.cat([codec.decode_latents(self.vae, z[None].to(next(self.vae.parameters()).device, vae_dtype))
-                          for z in latents])
+        weight = next(self.vae.parameters())
+        return torch.cat([codec.decode_latents(self.vae, z[None].to(weight.device, weight.dtype)) for z in latents])
 
     # ---- the call ------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -133,11 +133,11 @@ def index_sources(folder: Path) -> dict[str, str | None]:
     if index.is_file():
         record = read_config(index)
         if record.get("_class_name") != "LumosNexusPipeline":
-            raise ValueError(f"{index} is a {record.get('_class_name')} folder, not a LumosNexusPipeline one: pass it as "
-                             f"large= (a large generator) or wan= (the small Wan) to LumosNexusPipeline.from_pretrained")
+            raise ValueError(f"{index} is a {record.get('_class_name')} folder, not a LumosNexusPipeline one: pass "
+                             f"it as large= (a large generator) or wan= (the small Wan) to "
+                             f"LumosNexusPipeline.from_pretrained")
         named = record.get("_nexus_sources") or {}
-        return {k: (str((folder / v).resolve()) if v and not Path(v).is_absolute() else v) for k, v in
-                ((k, named.get(k)) for k in SOURCES)}
+        return {k: str((folder / named[k]).resolve()) if named.get(k) else None for k in SOURCES}
     if (folder / "connector").is_dir():
         info = export_info(folder)
         return {"wan": info.get("wan_path"), "small": str(folder), "large": info.get("large_path"),

@@ -11,8 +11,8 @@ One table serves the pipeline (LumosNexusPipeline.enable_phase_offload) and its 
 Why not diffusers' `enable_model_cpu_offload` for offload=model: its hooks keep one model on the device at a time,
 moving the previous one off when the next one runs. UPFB calls the small and the large generator at every step, so
 those hooks would move both generators (a 14B and a 1.3B) across PCIe twice per step; this table keeps both on the
-device for the whole sampling phase and moves each model once per call. `enable_model_cpu_offload`,
-`enable_sequential_cpu_offload` and `vae.enable_tiling()` still work on the pipeline for users who want them.
+device for the whole sampling phase and moves each model once per call. diffusers' offload methods remain on the
+pipeline (tests/test_pipeline.py compares them with this placement on a GPU), as does `vae.enable_tiling()`.
 """
 from __future__ import annotations
 
